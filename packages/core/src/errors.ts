@@ -1,0 +1,68 @@
+// GemError: every failure GEM reports carries a stable code, the same on every surface.
+// The HTTP status and WebSocket close code for each code live here so the gateways never disagree.
+
+export type GemErrorCode =
+  | 'BAD_REQUEST'
+  | 'TOPIC_NOT_FOUND'
+  | 'TOPIC_EXISTS'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'SLOW_CONSUMER'
+  | 'UNAUTHORIZED'
+  | 'CORRUPT_RECORD'
+  | 'UNKNOWN_DELIVERY'
+  | 'CLOSED'
+  | 'UNAVAILABLE'
+  | 'INTERNAL'
+
+/** HTTP status for each code (REST surface). */
+export const HTTP_STATUS: Record<GemErrorCode, number> = {
+  BAD_REQUEST: 400,
+  TOPIC_NOT_FOUND: 404,
+  TOPIC_EXISTS: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  SLOW_CONSUMER: 429,
+  UNAUTHORIZED: 401,
+  CORRUPT_RECORD: 500,
+  UNKNOWN_DELIVERY: 404,
+  CLOSED: 503,
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+}
+
+/** WebSocket close code for each code, used when an error ends a connection. */
+export const WS_CLOSE_CODE: Record<GemErrorCode, number> = {
+  BAD_REQUEST: 1007,
+  TOPIC_NOT_FOUND: 1008,
+  TOPIC_EXISTS: 1008,
+  PAYLOAD_TOO_LARGE: 1009,
+  SLOW_CONSUMER: 1013,
+  UNAUTHORIZED: 1008,
+  CORRUPT_RECORD: 1011,
+  UNKNOWN_DELIVERY: 1008,
+  CLOSED: 1001,
+  UNAVAILABLE: 1013,
+  INTERNAL: 1011,
+}
+
+export class GemError extends Error {
+  readonly code: GemErrorCode
+  readonly details?: Record<string, unknown>
+
+  constructor (code: GemErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message)
+    this.name = 'GemError'
+    this.code = code
+    if (details !== undefined) this.details = details
+  }
+
+  static is (err: unknown, code?: GemErrorCode): err is GemError {
+    return err instanceof GemError && (code === undefined || err.code === code)
+  }
+}
+
+/** Turns anything thrown into a GemError; unknown failures become INTERNAL. */
+export function toGemError (err: unknown): GemError {
+  if (err instanceof GemError) return err
+  const message = err instanceof Error ? err.message : String(err)
+  return new GemError('INTERNAL', message)
+}

@@ -1,0 +1,196 @@
+// Group commit: every append and metadata change waiting at one moment goes to the tier in ONE
+// atomic, durable write (one fsync). Exactly one write is in flight; the next batch forms meanwhile.
+import { encodeRecords } from '../codec.ts'
+import type { Clock } from '../clock.ts'
+import { GemError } from '../errors.ts'
+import type { GemRecord } from '../message.ts'
+import type { MetaWrite, StorageTier, StoredChunk } from '../store/tier.ts'
+import type { PartitionLog } from './partition-log.ts'
+
+export interface PendingAppend {
+  /** Offset and timestamp are filled in when the batch forms. */
+  record: GemRecord
+  resolve(record: GemRecord): void
+  reject(err: unknown): void
+}
+
+/** A source of metadata (e.g. a consumer group's state) that wants to ride on the next write. */
+export interface MetaSource {
+  /** Called when a batch forms; returns the writes to include now. */
+  collect(): MetaWrite[]
+  /** Called once the write that carried collect()'s output settled. */
+  settled(err?: unknown): void
+}
+
+export interface CommitListener {
+  /** A chunk of `log` became durable. */
+  committed(log: PartitionLog, records: GemRecord[]): void
+  batch?(info: { records: number, bytes: number, durationMs: number }): void
+}
+
+interface OneOffMeta {
+  writes: MetaWrite[]
+  resolve(): void
+  reject(err: unknown): void
+}
+
+/** Bounds one tier write so that a huge backlog does not become one enormous fsync. */
+const MAX_BATCH_BYTES = 8 * 1024 * 1024
+
+export class GroupCommitter {
+  private readonly tier: StorageTier
+  private readonly clock: Clock
+  private readonly listener: CommitListener
+  private readonly segmentBytes: number
+  private readonly pending = new Map<PartitionLog, PendingAppend[]>()
+  private readonly sources = new Set<MetaSource>()
+  private oneOff: OneOffMeta[] = []
+  private writing = false
+  private scheduled = false
+  private idleWaiters: Array<() => void> = []
+
+  constructor (tier: StorageTier, clock: Clock, segmentBytes: number, listener: CommitListener) {
+    this.tier = tier
+    this.clock = clock
+    this.segmentBytes = segmentBytes
+    this.listener = listener
+  }
+
+  append (log: PartitionLog, item: PendingAppend): void {
+    let q = this.pending.get(log)
+    if (q === undefined) { q = []; this.pending.set(log, q) }
+    q.push(item)
+    this.schedule()
+  }
+
+  /** `source.collect()` is called when the next batch forms. */
+  markDirty (source: MetaSource): void {
+    this.sources.add(source)
+    this.schedule()
+  }
+
+  /** Writes metadata on its own (topic create/delete), durably, in the next batch. */
+  writeMeta (writes: MetaWrite[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.oneOff.push({ writes, resolve, reject })
+      this.schedule()
+    })
+  }
+
+  /** Drops the pending appends of a log (its topic is being deleted). */
+  discard (log: PartitionLog, err: unknown): void {
+    const q = this.pending.get(log)
+    if (q === undefined) return
+    this.pending.delete(log)
+    for (const p of q) p.reject(err)
+  }
+
+  /** Resolves once nothing is pending or being written. */
+  idle (): Promise<void> {
+    if (!this.writing && !this.hasWork()) return Promise.resolve()
+    return new Promise(resolve => this.idleWaiters.push(resolve))
+  }
+
+  private hasWork (): boolean {
+    return this.pending.size > 0 || this.sources.size > 0 || this.oneOff.length > 0
+  }
+
+  private schedule (): void {
+    if (this.writing || this.scheduled) return
+    this.scheduled = true
+    // A microtask lets every publish issued in the same tick join this batch.
+    queueMicrotask(() => { this.scheduled = false; void this.flush() })
+  }
+
+  private async flush (): Promise<void> {
+    if (this.writing) return
+    this.writing = true
+    try {
+      while (this.hasWork()) await this.writeOneBatch()
+    } finally {
+      this.writing = false
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const w of waiters) w()
+    }
+  }
+
+  private async writeOneBatch (): Promise<void> {
+    const now = this.clock.now()
+    const chunks: StoredChunk[] = []
+    const meta: MetaWrite[] = []
+    const appended: Array<{ log: PartitionLog, items: PendingAppend[], records: GemRecord[], bytes: number, snap: ReturnType<PartitionLog['snapshot']> }> = []
+    let batchBytes = 0
+
+    for (const [log, queue] of this.pending) {
+      if (batchBytes >= MAX_BATCH_BYTES) break
+      let take = queue.length
+      let est = 0
+      for (let i = 0; i < queue.length; i++) {
+        est += queue[i].record.payload.byteLength + 128
+        if (batchBytes + est > MAX_BATCH_BYTES && i > 0) { take = i; break }
+      }
+      const items = take === queue.length ? queue : queue.splice(0, take)
+      if (take === queue.length) this.pending.delete(log)
+      const snap = log.snapshot()
+      const records = new Array<GemRecord>(items.length)
+      let offset = log.next
+      for (let i = 0; i < items.length; i++) {
+        const r = items[i].record
+        r.offset = offset++
+        r.timestamp = now
+        records[i] = r
+      }
+      let data: Uint8Array
+      try {
+        data = encodeRecords(records)
+      } catch (err) {
+        for (const it of items) it.reject(err)
+        continue
+      }
+      meta.push(...log.prepareAppend(records, data.byteLength, this.segmentBytes))
+      chunks.push({ stream: log.stream, baseOffset: records[0].offset, lastOffset: offset - 1, data })
+      appended.push({ log, items, records, bytes: data.byteLength, snap })
+      batchBytes += data.byteLength
+    }
+
+    const sources = [...this.sources]
+    this.sources.clear()
+    for (const s of sources) meta.push(...s.collect())
+    const oneOff = this.oneOff
+    this.oneOff = []
+    for (const o of oneOff) meta.push(...o.writes)
+
+    if (chunks.length === 0 && meta.length === 0) {
+      for (const s of sources) s.settled()
+      for (const o of oneOff) o.resolve()
+      return
+    }
+
+    const started = performance.now()
+    try {
+      await this.tier.write({ chunks, meta })
+    } catch (err) {
+      const e = GemError.is(err) ? err : new GemError('UNAVAILABLE', `storage write failed: ${(err as Error)?.message ?? err}`)
+      for (const a of appended) {
+        a.log.restore(a.snap)
+        for (const it of a.items) it.reject(e)
+      }
+      for (const s of sources) s.settled(e)
+      for (const o of oneOff) o.reject(e)
+      return
+    }
+    const durationMs = performance.now() - started
+
+    let records = 0
+    for (const a of appended) {
+      a.log.committed(a.records, a.bytes)
+      records += a.records.length
+      for (let i = 0; i < a.items.length; i++) a.items[i].resolve(a.records[i])
+    }
+    for (const s of sources) s.settled()
+    for (const o of oneOff) o.resolve()
+    for (const a of appended) this.listener.committed(a.log, a.records)
+    this.listener.batch?.({ records, bytes: batchBytes, durationMs })
+  }
+}

@@ -1,0 +1,204 @@
+// One partition of a topic: dense offsets, its segment manifests and a bounded in-memory tail.
+// It prepares writes and serves reads; the group committer decides when writes reach the tier.
+import { decodeRecords } from '../codec.ts'
+import type { GemRecord } from '../message.ts'
+import type { MetaWrite, StorageTier } from '../store/tier.ts'
+import { streamId } from '../store/tier.ts'
+import { decodeManifest, encodeManifest, segmentKey, segmentPrefix } from './segment.ts'
+import type { SegmentManifest } from './segment.ts'
+
+export interface TailSnapshot {
+  next: number
+  tail: SegmentManifest | undefined
+}
+
+interface HotChunk {
+  base: number
+  records: GemRecord[]
+  bytes: number
+}
+
+export class PartitionLog {
+  readonly topic: string
+  readonly partition: number
+  readonly stream: string
+  /** Lowest offset still retained. */
+  low = 0
+  /** Next offset to be assigned (may run ahead of `high` while a commit is in flight). */
+  next = 0
+  /** Next offset after the last durable record: readers never see beyond it. */
+  high = 0
+  segments: SegmentManifest[] = []
+
+  private readonly tier: StorageTier
+  private readonly hot: HotChunk[] = []
+  private hotBytes = 0
+  private readonly hotLimit: number
+
+  constructor (tier: StorageTier, topic: string, partition: number, hotLimitBytes: number) {
+    this.tier = tier
+    this.topic = topic
+    this.partition = partition
+    this.stream = streamId(topic, partition)
+    this.hotLimit = hotLimitBytes
+  }
+
+  /** Loads the segment manifests and checks the tail chunk against them (its checksums included). */
+  async recover (): Promise<void> {
+    const entries = await this.tier.listMeta(segmentPrefix(this.stream))
+    this.segments = entries.map(([, v]) => decodeManifest(v))
+    const last = this.segments.at(-1)
+    this.low = this.segments[0]?.base ?? 0
+    this.next = last === undefined ? 0 : last.last + 1
+    this.high = this.next
+    const tail = await this.tier.lastChunk(this.stream)
+    if (tail !== undefined) {
+      decodeRecords(tail.data) // throws CORRUPT_RECORD on a damaged tail: never serve it silently
+      if (tail.lastOffset + 1 !== this.next) {
+        throw new Error(`partition ${this.stream}: tail chunk ends at ${tail.lastOffset} but manifests say ${this.next - 1}`)
+      }
+    }
+    // Chunks below `low` may outlive their manifests if a retention pass was cut short.
+    if (this.low > 0) await this.tier.deleteChunksBefore(this.stream, this.low)
+  }
+
+  /**
+   * Updates the manifests for a chunk of `records` (already holding their offsets) and returns
+   * the metadata writes that must go into the same tier batch as the chunk.
+   */
+  prepareAppend (records: GemRecord[], chunkBytes: number, segmentBytes: number): MetaWrite[] {
+    const first = records[0]
+    const lastRec = records[records.length - 1]
+    let seg = this.segments.at(-1)
+    if (seg === undefined || (seg.bytes > 0 && seg.bytes + chunkBytes > segmentBytes)) {
+      seg = { base: first.offset, last: first.offset - 1, bytes: 0, firstTs: first.timestamp, lastTs: first.timestamp }
+      this.segments.push(seg)
+    }
+    seg.last = lastRec.offset
+    seg.bytes += chunkBytes
+    seg.lastTs = lastRec.timestamp
+    this.next = lastRec.offset + 1
+    return [{ key: segmentKey(this.stream, seg.base), value: encodeManifest(seg) }]
+  }
+
+  /**
+   * What prepareAppend may change: `next`, the newest segment, and segments added after it.
+   * Retention only ever drops older segments, so restoring this tail cannot undo a retention pass.
+   */
+  snapshot (): TailSnapshot {
+    const tail = this.segments.at(-1)
+    return { next: this.next, tail: tail === undefined ? undefined : { ...tail } }
+  }
+
+  /** Undoes prepareAppend after a failed tier write. */
+  restore (snap: TailSnapshot): void {
+    this.next = snap.next
+    if (snap.tail === undefined) { this.segments = []; return }
+    const base = snap.tail.base
+    this.segments = this.segments.filter(s => s.base < base)
+    this.segments.push(snap.tail)
+  }
+
+  /** Marks a chunk durable: readers may see it; it joins the in-memory tail, bounded by bytes. */
+  committed (records: GemRecord[], bytes: number): void {
+    this.high = records[records.length - 1].offset + 1
+    if (this.hotLimit <= 0) return
+    this.hot.push({ base: records[0].offset, records, bytes })
+    this.hotBytes += bytes
+    while (this.hotBytes > this.hotLimit && this.hot.length > 1) {
+      this.hotBytes -= this.hot.shift()!.bytes
+    }
+  }
+
+  /** Records from `from` served from memory, or undefined when `from` is older than the hot tail. */
+  readHot (from: number, limit: number): GemRecord[] | undefined {
+    if (from >= this.high) return []
+    const hot = this.hot
+    if (hot.length === 0 || from < hot[0].base) return undefined
+    let lo = 0
+    let hi = hot.length - 1
+    while (lo < hi) { // last chunk whose base <= from
+      const mid = (lo + hi + 1) >> 1
+      if (hot[mid].base <= from) lo = mid; else hi = mid - 1
+    }
+    const out: GemRecord[] = []
+    for (let i = lo; i < hot.length && out.length < limit; i++) {
+      const c = hot[i]
+      const start = i === lo ? from - c.base : 0
+      for (let j = start; j < c.records.length && out.length < limit; j++) out.push(c.records[j])
+    }
+    return out
+  }
+
+  /** Up to `limit` records from offset `from` (clamped to `low`), from memory or the tier. */
+  async read (from: number, limit: number, maxBytes = 4 * 1024 * 1024): Promise<GemRecord[]> {
+    from = Math.max(from, this.low)
+    if (limit <= 0 || from >= this.high) return []
+    const hot = this.readHot(from, limit)
+    if (hot !== undefined) return hot
+    const out: GemRecord[] = []
+    let cursor = from
+    while (out.length < limit && cursor < this.high) {
+      const chunks = await this.tier.readChunks(this.stream, cursor, maxBytes)
+      if (chunks.length === 0) break
+      for (const c of chunks) {
+        for (const r of decodeRecords(c.data)) {
+          if (r.offset >= cursor && r.offset < this.high && out.length < limit) out.push(r)
+        }
+        cursor = c.lastOffset + 1
+      }
+      // A read that reaches the hot tail finishes from memory.
+      const rest = this.readHot(cursor, limit - out.length)
+      if (rest !== undefined) { out.push(...rest); break }
+    }
+    return out
+  }
+
+  /** The first offset whose record timestamp is >= ts (or `next` if none). */
+  async offsetForTimestamp (ts: number): Promise<number> {
+    const seg = this.segments.find(s => s.last >= s.base && s.lastTs >= ts)
+    if (seg === undefined) return this.high
+    let cursor = Math.max(seg.base, this.low)
+    while (cursor < this.high) {
+      const batch = await this.read(cursor, 1024)
+      if (batch.length === 0) break
+      for (const r of batch) if (r.timestamp >= ts) return r.offset
+      cursor = batch[batch.length - 1].offset + 1
+    }
+    return this.high
+  }
+
+  /** Total bytes retained, as the manifests count them. */
+  get bytes (): number {
+    let n = 0
+    for (const s of this.segments) n += s.bytes
+    return n
+  }
+
+  /**
+   * Segments that retention may drop now: all but the newest, oldest first, while they are older
+   * than maxAgeMs or the partition is over maxBytes. The newest segment always stays.
+   */
+  expiredSegments (now: number, maxAgeMs: number, maxBytes: number): SegmentManifest[] {
+    const out: SegmentManifest[] = []
+    let total = this.bytes
+    for (let i = 0; i < this.segments.length - 1; i++) {
+      const s = this.segments[i]
+      const tooOld = maxAgeMs > 0 && now - s.lastTs > maxAgeMs
+      const tooBig = maxBytes > 0 && total > maxBytes
+      if (!tooOld && !tooBig) break
+      out.push(s)
+      total -= s.bytes
+    }
+    return out
+  }
+
+  /** Forgets dropped segments in memory; the caller deletes their manifests and chunks. */
+  dropSegments (count: number): void {
+    this.segments.splice(0, count)
+    this.low = this.segments[0]?.base ?? this.next
+    while (this.hot.length > 0 && this.hot[0].base + this.hot[0].records.length <= this.low) {
+      this.hotBytes -= this.hot.shift()!.bytes
+    }
+  }
+}

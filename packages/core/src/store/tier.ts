@@ -1,0 +1,56 @@
+// The storage-tier contract: a durable chunk store plus small metadata, per stream (topic/partition).
+// Every tier (memory, LevelDB, IndexedDB, S3) implements it and passes store/conformance.ts.
+
+/**
+ * A chunk is the unit of writing: the encoded records one group commit appended to one stream.
+ * Offsets inside a chunk are dense: baseOffset .. lastOffset.
+ */
+export interface StoredChunk {
+  /** `${topic}/${partition}`; see streamId(). */
+  stream: string
+  baseOffset: number
+  lastOffset: number
+  /** Concatenated record frames (codec.ts). The tier treats them as opaque bytes. */
+  data: Uint8Array
+}
+
+export interface MetaWrite {
+  key: string
+  /** null deletes the key. */
+  value: Uint8Array | null
+}
+
+export interface TierWriteBatch {
+  chunks: StoredChunk[]
+  meta: MetaWrite[]
+}
+
+export interface StorageTier {
+  /** A short name for logs and metrics: 'memory', 'leveldb', 'indexeddb', 's3'. */
+  readonly name: string
+  /**
+   * Applies the whole batch atomically: after a crash either all of it is visible or none.
+   * Resolves only when the batch is as durable as the tier promises (LevelDB: fsync'd by default).
+   */
+  write(batch: TierWriteBatch): Promise<void>
+  /**
+   * Chunks of `stream` in offset order, starting with the chunk that contains `fromOffset`
+   * (or the first chunk after it), continuing while the total data is below `maxBytes`.
+   * At least one chunk is returned when any chunk has lastOffset >= fromOffset.
+   */
+  readChunks(stream: string, fromOffset: number, maxBytes: number): Promise<StoredChunk[]>
+  /** The chunk with the highest offsets in `stream`, if any. */
+  lastChunk(stream: string): Promise<StoredChunk | undefined>
+  /** Deletes every chunk of `stream` whose lastOffset < beforeOffset (whole chunks only). */
+  deleteChunksBefore(stream: string, beforeOffset: number): Promise<void>
+  /** Deletes every chunk of `stream`. */
+  deleteStream(stream: string): Promise<void>
+  getMeta(key: string): Promise<Uint8Array | undefined>
+  /** Every metadata entry whose key starts with `prefix`, in key order. */
+  listMeta(prefix: string): Promise<Array<[string, Uint8Array]>>
+  close(): Promise<void>
+}
+
+export function streamId (topic: string, partition: number): string {
+  return `${topic}/${partition}`
+}
