@@ -1,0 +1,188 @@
+// `npm run bench [-- suite...]`: GEM's single-node benchmarks, each beside a baseline measured in the
+// same run. Writes JSON to bench/results/ and prints one line per figure. Bounded in count and time.
+import { spawn, execSync } from 'node:child_process'
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { join, resolve } from 'node:path'
+import { createGem } from '../packages/core/src/index.ts'
+import { openLevelTier } from '../packages/node/src/storage/leveldb-tier.ts'
+import { api, startGem, tempDataDir } from '../test/support/gem-process.ts'
+import { connect, percentile, pipelinedPublish, subscribers } from './lib/ws-client.ts'
+
+const ROOT = resolve(import.meta.dirname, '..')
+const PAYLOAD = 256
+const quick = process.argv.includes('--quick')
+const scale = quick ? 0.1 : 1
+const suites = process.argv.slice(2).filter(a => !a.startsWith('--'))
+const all = ['sdk', 'ws', 'latency', 'fanout', 'memory']
+const selected = suites.length === 0 ? all : suites
+for (const s of selected) if (!all.includes(s)) { console.error(`unknown suite ${s}; choose from ${all.join(', ')}`); process.exit(2) }
+
+const commit = (() => { try { return execSync('git rev-parse --short HEAD', { cwd: ROOT }).toString().trim() } catch { return 'unknown' } })()
+const figures: Array<Record<string, unknown>> = []
+function report (suite: string, name: string, value: number, unit: string, extra: Record<string, unknown> = {}): void {
+  figures.push({ suite, name, value: Math.round(value * 100) / 100, unit, ...extra })
+  const ex = Object.entries(extra).map(([k, v]) => `${k}=${typeof v === 'number' ? Math.round(v * 100) / 100 : v}`).join(' ')
+  console.log(`${suite.padEnd(8)} ${name.padEnd(44)} ${String(Math.round(value * 100) / 100).padStart(12)} ${unit.padEnd(8)} ${ex}  (cores=${cpus().length} commit=${commit})`)
+}
+
+async function withNode<T> (fn: (url: string, pid: number, dataDir: string) => Promise<T>, args: string[] = []): Promise<T> {
+  const data = tempDataDir('gem-bench-')
+  const node = await startGem(data.dir, ['--auto-create-topics', ...args])
+  try { return await fn(node.url, node.child.pid!, data.dir) } finally { await node.stop(); data.remove() }
+}
+
+async function withBaseline<T> (fn: (url: string) => Promise<T>): Promise<T> {
+  const child = spawn(process.execPath, [join(ROOT, 'bench/baselines/naive-ws-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  try {
+    const url = await new Promise<string>((res, rej) => {
+      child.stdout!.once('data', d => res(JSON.parse(String(d)).url))
+      child.once('exit', c => rej(new Error(`baseline exited ${c}`)))
+    })
+    return await fn(url)
+  } finally { child.kill('SIGTERM') }
+}
+
+// ---- suites ----------------------------------------------------------------------------------
+
+async function sdk (): Promise<void> {
+  const count = Math.round(300_000 * scale)
+  for (const durability of ['fsync', 'none'] as const) {
+    const data = tempDataDir('gem-bench-sdk-')
+    const gem = await createGem({ tier: await openLevelTier({ path: join(data.dir, 'log'), durability }) })
+    try {
+      await gem.topics.create('bench')
+      const payload = new Uint8Array(PAYLOAD).fill(120)
+      const window = 4096
+      let sent = 0
+      let acked = 0
+      const started = performance.now()
+      const deadline = started + 60_000
+      await new Promise<void>((resolve, reject) => {
+        const one = (): void => {
+          sent++
+          gem.publish('bench', payload).then(() => {
+            acked++
+            if (acked === count || performance.now() > deadline) resolve()
+            else if (sent < count) one()
+          }, reject)
+        }
+        for (let i = 0; i < window && i < count; i++) one()
+      })
+      const s = (performance.now() - started) / 1000
+      report('sdk', `acked publishes (durability=${durability})`, acked / s, 'msg/s', { messages: acked })
+    } finally { await gem.close(); data.remove() }
+  }
+}
+
+async function ws (): Promise<void> {
+  const count = Math.round(300_000 * scale)
+  const base = await withBaseline(url => pipelinedPublish(url, 'bench', count, PAYLOAD, 1024, 60_000))
+  report('ws', 'naive in-memory ws server (baseline)', base.rate, 'msg/s', { messages: base.acked })
+  const gem = await withNode(url => pipelinedPublish(url, 'bench', count, PAYLOAD, 1024, 60_000))
+  report('ws', 'gem /ws acked durable publishes (fsync)', gem.rate, 'msg/s', { messages: gem.acked, ratio_vs_baseline: gem.rate / base.rate })
+}
+
+/** Publish-to-delivery latency at a steady rate, publisher and subscriber on separate sockets. */
+async function steadyLatency (url: string, rate: number, seconds: number): Promise<{ p50: number, p99: number, received: number }> {
+  const lat: number[] = []
+  const subs = await subscribers(url, 'lat', 1, raw => {
+    const i = raw.indexOf('"payload":"')
+    const sentAt = Number(raw.slice(i + 11, raw.indexOf('|', i)))
+    lat.push(performance.now() - sentAt)
+  })
+  const pub = await connect(url)
+  const total = rate * seconds
+  const pad = 'x'.repeat(PAYLOAD - 24)
+  const started = performance.now()
+  let sent = 0
+  await new Promise<void>(resolve => {
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor((performance.now() - started) / 1000 * rate))
+      while (sent < due) {
+        pub.send(`{"type":"publish","topic":"lat","request_id":"l${sent}","message":{"payload":"${performance.now().toFixed(3)}|${pad}"}}`)
+        sent++
+      }
+      if (sent >= total) resolve(); else setTimeout(tick, 1)
+    }
+    tick()
+  })
+  const deadline = performance.now() + 10_000
+  while (lat.length < total && performance.now() < deadline) await new Promise(r => setTimeout(r, 20))
+  pub.close()
+  for (const s of subs) s.close()
+  lat.sort((a, b) => a - b)
+  return { p50: percentile(lat, 50), p99: percentile(lat, 99), received: lat.length }
+}
+
+async function latency (): Promise<void> {
+  const seconds = quick ? 3 : 10
+  const base = await withBaseline(url => steadyLatency(url, 5000, seconds))
+  report('latency', 'naive ws server p50 @5k msg/s (baseline)', base.p50, 'ms', { received: base.received })
+  report('latency', 'naive ws server p99 @5k msg/s (baseline)', base.p99, 'ms')
+  const gem = await withNode(async url => {
+    await api(url, 'POST', '/topics', { name: 'lat' })
+    return await steadyLatency(url, 5000, seconds)
+  })
+  report('latency', 'gem publish->delivery p50 @5k msg/s', gem.p50, 'ms', { received: gem.received })
+  report('latency', 'gem publish->delivery p99 @5k msg/s', gem.p99, 'ms', { ratio_vs_baseline: gem.p99 / base.p99 })
+}
+
+async function fanoutRun (url: string, n: number, count: number): Promise<{ rate: number, delivered: number }> {
+  let delivered = 0
+  const expected = n * count
+  let done: () => void = () => {}
+  const finished = new Promise<void>(r => { done = r })
+  const subs = await subscribers(url, 'fan', n, () => { if (++delivered === expected) done() })
+  const started = performance.now()
+  await pipelinedPublish(url, 'fan', count, PAYLOAD, 1024, 60_000)
+  await Promise.race([finished, new Promise(r => setTimeout(r, 30_000))])
+  const s = (performance.now() - started) / 1000
+  for (const w of subs) w.close()
+  return { rate: delivered / s, delivered }
+}
+
+async function fanout (): Promise<void> {
+  const count = Math.round(50_000 * scale)
+  const base = await withBaseline(url => fanoutRun(url, 10, count))
+  report('fanout', 'naive ws server, 10 subscribers (baseline)', base.rate, 'deliv/s', { delivered: base.delivered })
+  const gem = await withNode(async url => {
+    await api(url, 'POST', '/topics', { name: 'fan' })
+    return await fanoutRun(url, 10, count)
+  })
+  report('fanout', 'gem /ws, 10 subscribers', gem.rate, 'deliv/s', { delivered: gem.delivered, ratio_vs_baseline: gem.rate / base.rate })
+}
+
+function rssMiB (pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m === null ? NaN : Number(m[1]) / 1024
+}
+
+function duBytes (dir: string): number {
+  return Number(execSync(`du -sb ${JSON.stringify(dir)}`).toString().split('\t')[0])
+}
+
+async function memory (): Promise<void> {
+  const count = Math.round(1_000_000 * scale)
+  await withNode(async (url, pid, dataDir) => {
+    await api(url, 'POST', '/topics', { name: 'mem' })
+    const before = rssMiB(pid)
+    const r = await pipelinedPublish(url, 'mem', count, PAYLOAD, 1024, 120_000)
+    const after = rssMiB(pid)
+    const perMillion = 1_000_000 / r.acked
+    report('memory', `node RSS with ${r.acked} retained msgs`, after, 'MiB', { rss_before_mib: before, rss_growth_per_1m_mib: (after - before) * perMillion })
+    report('memory', 'disk bytes per retained message', duBytes(dataDir) / r.acked, 'B/msg', { payload_bytes: PAYLOAD })
+  })
+}
+
+const run: Record<string, () => Promise<void>> = { sdk, ws, latency, fanout, memory }
+console.log(`GEM bench: suites ${selected.join(', ')}; payload ${PAYLOAD} B; ${cpus().length} cores; commit ${commit}${quick ? '; --quick' : ''}`)
+for (const s of selected) {
+  try { await run[s]() } catch (err) { console.error(`suite ${s} failed:`, err); process.exitCode = 1 }
+}
+mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
+const result = { commit, cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, payload_bytes: PAYLOAD, quick, at: new Date().toISOString(), figures }
+const file = join(ROOT, 'bench/results', `single-node-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+writeFileSync(file, JSON.stringify(result, null, 2))
+writeFileSync(join(ROOT, 'bench/results/latest.json'), JSON.stringify(result, null, 2))
+console.log(`results: ${file}`)

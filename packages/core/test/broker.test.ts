@@ -1,0 +1,309 @@
+// The broker engine on the memory tier in virtual time: ordering, idempotency, consumer groups,
+// redelivery, dead letters, credit, start positions, retention and recovery.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Broker } from '../src/broker.ts'
+import type { Delivery } from '../src/broker-types.ts'
+import { ManualClock } from '../src/clock.ts'
+import { GemError } from '../src/errors.ts'
+import { MemoryTier } from '../src/store/memory-tier.ts'
+import { settle, waitFor } from './wait-for.ts'
+
+const te = new TextEncoder()
+const td = new TextDecoder()
+const bytes = (s: string): Uint8Array => te.encode(s)
+
+async function openBroker (opts: { tier?: MemoryTier, clock?: ManualClock, autoCreateTopics?: boolean, retentionCheckMs?: number, segmentBytes?: number } = {}) {
+  const tier = opts.tier ?? new MemoryTier()
+  const clock = opts.clock ?? new ManualClock()
+  let seed = 42
+  const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+  const broker = await Broker.open({ tier, clock, random, ownsTier: false, retentionCheckMs: opts.retentionCheckMs ?? 0, autoCreateTopics: opts.autoCreateTopics, segmentBytes: opts.segmentBytes })
+  return { broker, tier, clock }
+}
+
+function collector () {
+  const got: Delivery[] = []
+  return { got, deliver: (d: Delivery) => { got.push(d) } }
+}
+
+describe('publish and read', () => {
+  test('offsets are dense and reads return records in order', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('orders')
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => broker.publish('orders', { payload: bytes(`m${i}`) })))
+    assert.deepEqual(results.map(r => r.offset), Array.from({ length: 100 }, (_, i) => i))
+    const { messages, next } = await broker.read('orders', 0, 10, 5)
+    assert.deepEqual(messages.map(m => td.decode(m.payload)), ['m10', 'm11', 'm12', 'm13', 'm14'])
+    assert.equal(next, 15)
+    assert.deepEqual(broker.getTopic('orders').offsets, [{ partition: 0, low: 0, high: 100 }])
+    await broker.close()
+  })
+
+  test('keys pick a stable partition; no key spreads round-robin', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('k', { partitions: 4 })
+    const a = await Promise.all([1, 2, 3].map(() => broker.publish('k', { payload: bytes('x'), key: 'user-7' })))
+    assert.equal(new Set(a.map(r => r.partition)).size, 1)
+    const b = await Promise.all([1, 2, 3, 4].map(() => broker.publish('k', { payload: bytes('x') })))
+    assert.deepEqual(b.map(r => r.partition).sort(), [0, 1, 2, 3])
+    await broker.close()
+  })
+
+  test('unknown topics, bad names and bad input are refused with codes', async () => {
+    const { broker } = await openBroker()
+    await assert.rejects(broker.publish('nope', { payload: bytes('x') }), (e: unknown) => GemError.is(e, 'TOPIC_NOT_FOUND'))
+    await assert.rejects(broker.createTopic('bad/name'), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+    await broker.createTopic('t')
+    await assert.rejects(broker.createTopic('t'), (e: unknown) => GemError.is(e, 'TOPIC_EXISTS'))
+    await assert.rejects(broker.publish('t', { payload: 'str' as unknown as Uint8Array }), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+    await assert.rejects(broker.publish('t', { payload: bytes('x'), priority: 11 }), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+    await assert.rejects(broker.publish('t', { payload: new Uint8Array(5 * 1024 * 1024) }), (e: unknown) => GemError.is(e, 'PAYLOAD_TOO_LARGE'))
+    await assert.rejects(broker.read('t', 3, 0, 10), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+    assert.equal(broker.getTopic('t').offsets[0].high, 0)
+    await broker.close()
+  })
+
+  test('auto-creation makes the topic on first publish', async () => {
+    const { broker } = await openBroker({ autoCreateTopics: true })
+    const r = await broker.publish('fresh', { payload: bytes('x') })
+    assert.equal(r.offset, 0)
+    assert.equal(broker.getTopic('fresh').partitions, 1)
+    await broker.close()
+  })
+})
+
+describe('idempotent publish', () => {
+  test('a repeated id answers with the original offset and stores nothing new', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('t')
+    const first = await broker.publish('t', { payload: bytes('a'), id: 'order-1' })
+    const again = await broker.publish('t', { payload: bytes('a'), id: 'order-1' })
+    assert.deepEqual(again, { ...first, duplicate: true })
+    const [c1, c2] = await Promise.all([
+      broker.publish('t', { payload: bytes('b'), id: 'order-2' }),
+      broker.publish('t', { payload: bytes('b'), id: 'order-2' }),
+    ])
+    assert.equal(c1.offset, c2.offset)
+    assert.equal(broker.getTopic('t').offsets[0].high, 2)
+    await broker.close()
+  })
+
+  test('the window survives a restart and expires with time', async () => {
+    const tier = new MemoryTier()
+    const clock = new ManualClock()
+    let { broker } = await openBroker({ tier, clock })
+    await broker.createTopic('t')
+    const first = await broker.publish('t', { payload: bytes('a'), id: 'x' })
+    await broker.close()
+    ;({ broker } = await openBroker({ tier, clock }))
+    assert.deepEqual(await broker.publish('t', { payload: bytes('a'), id: 'x' }), { ...first, duplicate: true })
+    clock.advance(121_000)
+    const later = await broker.publish('t', { payload: bytes('a'), id: 'x' })
+    assert.equal(later.duplicate, false)
+    assert.equal(later.offset, 1)
+    await broker.close()
+  })
+})
+
+describe('consumer groups', () => {
+  test('a group receives every record in order with attempt 1 and acks advance the committed offset', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('t')
+    for (let i = 0; i < 10; i++) await broker.publish('t', { payload: bytes(`m${i}`) })
+    const c = collector()
+    const h = await broker.consume('t', { group: 'g' }, c.deliver)
+    await waitFor(() => c.got.length === 10, '10 deliveries')
+    assert.deepEqual(c.got.map(d => d.record.offset), [...Array(10).keys()])
+    assert.ok(c.got.every(d => d.attempt === 1))
+    for (const d of c.got.slice(0, 4)) assert.equal(await h.ack(d.tag), true)
+    assert.equal(await h.ack('0.2.1'), false, 'a second ack is unknown')
+    assert.deepEqual(broker.stats().groups[0].committed, [{ partition: 0, offset: 4 }])
+    assert.equal(broker.stats().groups[0].backlog, 6)
+    h.close()
+    await broker.close()
+  })
+
+  test('maxInFlight limits what a consumer holds until it acks', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('t')
+    for (let i = 0; i < 5; i++) await broker.publish('t', { payload: bytes('x') })
+    const c = collector()
+    const h = await broker.consume('t', { group: 'g', maxInFlight: 2 }, c.deliver)
+    await waitFor(() => c.got.length === 2, '2 deliveries')
+    await settle()
+    assert.equal(c.got.length, 2)
+    await h.ack(c.got[0].tag)
+    await waitFor(() => c.got.length === 3, 'a third delivery after one ack')
+    h.close()
+    await broker.close()
+  })
+
+  test('an unacked record comes back after the deadline with attempt 2, then goes to the DLQ', async () => {
+    const { broker, clock } = await openBroker()
+    await broker.createTopic('jobs')
+    await broker.publish('jobs', { payload: bytes('job'), headers: { trace: 'abc' } })
+    const c = collector()
+    const h = await broker.consume('jobs', { group: 'workers', ackWaitMs: 1000, maxDeliver: 3, backoffMs: 100, maxBackoffMs: 1000 }, c.deliver)
+    await waitFor(() => c.got.length === 1, 'first delivery')
+    clock.advance(999)
+    await settle()
+    assert.equal(c.got.length, 1, 'not redelivered before the deadline')
+    clock.advance(1 + 125) // deadline, then at most 1.25 x backoff
+    await waitFor(() => c.got.length === 2, 'redelivery')
+    assert.equal(c.got[1].attempt, 2)
+    assert.equal(c.got[1].record.offset, 0)
+    clock.advance(1000 + 250)
+    await waitFor(() => c.got.length === 3, 'third delivery')
+    assert.equal(c.got[2].attempt, 3)
+    clock.advance(1000)
+    await waitFor(() => broker.stats().deadLettered === 1, 'dead-lettering')
+    const dlq = await broker.read('jobs.dlq', 0, 0, 10)
+    assert.equal(dlq.messages.length, 1)
+    const dead = dlq.messages[0]
+    assert.equal(td.decode(dead.payload), 'job')
+    assert.equal(dead.attempt, 3)
+    assert.equal(dead.headers.trace, 'abc')
+    assert.equal(dead.headers['gem-dlq-topic'], 'jobs')
+    assert.equal(dead.headers['gem-dlq-offset'], '0')
+    assert.match(dead.headers['gem-dlq-reason'], /ack deadline expired: 3 deliveries/)
+    assert.equal(broker.stats().groups.find(g => g.group === 'workers')!.committed[0].offset, 1)
+    h.close()
+    await broker.close()
+  })
+
+  test('a nack redelivers at once with the next attempt number', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('t')
+    await broker.publish('t', { payload: bytes('x') })
+    const c = collector()
+    const h = await broker.consume('t', { group: 'g' }, c.deliver)
+    await waitFor(() => c.got.length === 1, 'delivery')
+    assert.equal(await h.nack(c.got[0].tag), true)
+    await waitFor(() => c.got.length === 2, 'redelivery after nack')
+    assert.equal(c.got[1].attempt, 2)
+    await h.ack(c.got[1].tag)
+    h.close()
+    await broker.close()
+  })
+
+  test('records held by a consumer that leaves go to the others', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('t')
+    for (let i = 0; i < 4; i++) await broker.publish('t', { payload: bytes('x') })
+    const a = collector()
+    const ha = await broker.consume('t', { group: 'g', maxInFlight: 4 }, a.deliver)
+    await waitFor(() => a.got.length === 4, 'a holds 4')
+    const b = collector()
+    const hb = await broker.consume('t', { group: 'g' }, b.deliver)
+    ha.close()
+    await waitFor(() => b.got.length === 4, 'b gets them')
+    assert.ok(b.got.every(d => d.attempt === 2))
+    hb.close()
+    await broker.close()
+  })
+
+  test('start positions: latest, offset and timestamp', async () => {
+    const { broker, clock } = await openBroker()
+    await broker.createTopic('t')
+    for (let i = 0; i < 5; i++) { await broker.publish('t', { payload: bytes(`m${i}`) }); clock.advance(1000) }
+    const t3 = (await broker.read('t', 0, 3, 1)).messages[0].timestamp
+    const latest = collector()
+    const h1 = await broker.consume('t', { group: 'l', from: 'latest' }, latest.deliver)
+    const byOffset = collector()
+    const h2 = await broker.consume('t', { group: 'o', from: { offset: 2 } }, byOffset.deliver)
+    const byTime = collector()
+    const h3 = await broker.consume('t', { group: 'ts', from: { timestamp: t3 } }, byTime.deliver)
+    await broker.publish('t', { payload: bytes('m5') })
+    await waitFor(() => latest.got.length === 1 && byOffset.got.length === 4 && byTime.got.length === 3, 'deliveries')
+    assert.equal(latest.got[0].record.offset, 5)
+    assert.deepEqual(byOffset.got.map(d => d.record.offset), [2, 3, 4, 5])
+    assert.deepEqual(byTime.got.map(d => d.record.offset), [3, 4, 5])
+    for (const h of [h1, h2, h3]) h.close()
+    await broker.close()
+  })
+
+  test('committed offsets and attempt counts survive a restart', async () => {
+    const tier = new MemoryTier()
+    const clock = new ManualClock()
+    let { broker } = await openBroker({ tier, clock })
+    await broker.createTopic('t')
+    for (let i = 0; i < 6; i++) await broker.publish('t', { payload: bytes(`m${i}`) })
+    const c = collector()
+    const h = await broker.consume('t', { group: 'g' }, c.deliver)
+    await waitFor(() => c.got.length === 6, 'deliveries')
+    await h.ack(c.got[0].tag)
+    await h.ack(c.got[1].tag)
+    await h.ack(c.got[3].tag) // out of order: 2 stays unacked
+    await broker.close()
+    ;({ broker } = await openBroker({ tier, clock }))
+    assert.equal(broker.stats().groups[0].committed[0].offset, 2)
+    const again = collector()
+    const h2 = await broker.consume('t', { group: 'g' }, again.deliver)
+    await waitFor(() => again.got.length === 3, 'redeliveries after restart')
+    assert.deepEqual(again.got.map(d => d.record.offset), [2, 4, 5], 'acked offset 3 is not redelivered')
+    assert.ok(again.got.every(d => d.attempt === 2), 'delivered before the restart, so this is attempt 2')
+    h2.close()
+    await broker.close()
+  })
+
+  test('pull waits for records and ack/nack work by tag', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('t')
+    const pending = broker.pull('t', 'p', { max: 5, waitMs: 10_000 })
+    await settle()
+    await broker.publish('t', { payload: bytes('a') })
+    const got = await pending
+    assert.equal(got.length, 1)
+    const r = await broker.ack('t', 'p', [got[0].tag, 'garbage'])
+    assert.deepEqual(r, { acked: 1, unknown: ['garbage'] })
+    assert.deepEqual(await broker.pull('t', 'p', { max: 5 }), [])
+    await broker.close()
+  })
+
+  test('expired records (ttl) are skipped, not delivered', async () => {
+    const { broker, clock } = await openBroker()
+    await broker.createTopic('t')
+    await broker.publish('t', { payload: bytes('old'), ttl: 1000 })
+    await broker.publish('t', { payload: bytes('new') })
+    clock.advance(2000)
+    const c = collector()
+    const h = await broker.consume('t', { group: 'g' }, c.deliver)
+    await waitFor(() => c.got.length === 1, 'one delivery')
+    assert.equal(td.decode(c.got[0].record.payload), 'new')
+    h.close()
+    await broker.close()
+  })
+})
+
+describe('tails and retention', () => {
+  test('a tail replays the last N and then follows live commits without a gap', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('t')
+    for (let i = 0; i < 10; i++) await broker.publish('t', { payload: bytes(`m${i}`) })
+    const seen: number[] = []
+    const tail = await broker.tail('t', { lastN: 3 }, rs => { for (const r of rs) seen.push(r.offset) })
+    await broker.publish('t', { payload: bytes('m10') })
+    await waitFor(() => seen.length === 4, 'tail records')
+    assert.deepEqual(seen, [7, 8, 9, 10])
+    tail.close()
+    await broker.close()
+  })
+
+  test('retention drops whole old segments and groups move past them', async () => {
+    const { broker, clock } = await openBroker({ segmentBytes: 1024 })
+    await broker.createTopic('t', { retention: { maxAgeMs: 60_000, maxBytes: 0 } })
+    for (let i = 0; i < 50; i++) await broker.publish('t', { payload: new Uint8Array(100) })
+    clock.advance(120_000)
+    await broker.publish('t', { payload: new Uint8Array(100) })
+    const dropped = await broker.applyRetention()
+    assert.ok(dropped > 0)
+    const { low, high } = broker.getTopic('t').offsets[0]
+    assert.ok(low > 0 && low <= 50, `low ${low}`)
+    assert.equal(high, 51)
+    const r = await broker.read('t', 0, 0, 1000)
+    assert.equal(r.messages[0].offset, low)
+    assert.equal(r.messages.at(-1)!.offset, 50)
+    await broker.close()
+  })
+})

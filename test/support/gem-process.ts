@@ -1,0 +1,97 @@
+// Test harness: runs a real GEM node as a child process (`gem start`) on a temp data dir,
+// finds its gateway URL from node.json, and always kills what it started.
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+const ROOT = resolve(import.meta.dirname, '../..')
+const CLI = join(ROOT, 'packages/node/src/cli/main.ts')
+
+export interface GemProcess {
+  url: string
+  dataDir: string
+  child: ChildProcess
+  output(): string
+  /** SIGKILL: no flush, no goodbye. */
+  kill(): Promise<void>
+  /** SIGTERM and wait for a clean exit; returns the exit code. */
+  stop(): Promise<number | null>
+}
+
+export function tempDataDir (prefix = 'gem-test-'): { dir: string, remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+export async function startGem (dataDir: string, extraArgs: string[] = [], timeoutMs = 20_000): Promise<GemProcess> {
+  const nodeJson = join(dataDir, 'node.json')
+  // A node.json from a previous run must not be mistaken for this one.
+  rmSync(nodeJson, { force: true })
+  const child = spawn(process.execPath, [CLI, 'start', '--data-dir', dataDir, '--http-port', '0', '--log-level', 'warn', ...extraArgs], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, GEM_CONFIG: '' },
+  })
+  let out = ''
+  child.stdout!.on('data', d => { out += d })
+  child.stderr!.on('data', d => { out += d })
+  const exited = new Promise<number | null>(res => child.once('exit', code => res(code)))
+  const deadline = Date.now() + timeoutMs
+  let url: string | undefined
+  while (url === undefined) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`gem start exited early (${child.exitCode ?? child.signalCode}):\n${out}`)
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`gem start did not write node.json within ${timeoutMs} ms:\n${out}`) }
+    if (existsSync(nodeJson)) {
+      try {
+        const info = JSON.parse(readFileSync(nodeJson, 'utf8')) as { httpUrl?: string, pid?: number }
+        if (info.pid === child.pid && typeof info.httpUrl === 'string') {
+          const res = await fetch(info.httpUrl + '/health').catch(() => undefined)
+          if (res?.ok === true) url = info.httpUrl
+        }
+      } catch { /* partially written: try again */ }
+    }
+    if (url === undefined) await new Promise(r => setTimeout(r, 25))
+  }
+  return {
+    url,
+    dataDir,
+    child,
+    output: () => out,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      await exited
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      try { return await exited } finally { clearTimeout(timer) }
+    },
+  }
+}
+
+export async function api (url: string, method: string, path: string, body?: unknown): Promise<{ status: number, json: any }> {
+  const res = await fetch(url + path, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.text()
+  let json: unknown
+  try { json = text.length > 0 ? JSON.parse(text) : undefined } catch { json = text }
+  return { status: res.status, json }
+}
+
+/** Reads every message of a partition through the REST API. */
+export async function readAll (url: string, topic: string, partition = 0): Promise<Array<{ id: string, offset: number, payload: unknown }>> {
+  const out: Array<{ id: string, offset: number, payload: unknown }> = []
+  let from = 0
+  for (;;) {
+    const r = await api(url, 'GET', `/topics/${topic}/messages?partition=${partition}&from=${from}&limit=1000`)
+    if (r.status !== 200) throw new Error(`read failed: ${r.status} ${JSON.stringify(r.json)}`)
+    if (r.json.messages.length === 0) return out
+    out.push(...r.json.messages)
+    from = r.json.next
+  }
+}
