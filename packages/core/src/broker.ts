@@ -13,6 +13,7 @@ import { GemError } from './errors.ts'
 import { GroupCommitter } from './log/group-committer.ts'
 import { PartitionLog } from './log/partition-log.ts'
 import { segmentKey } from './log/segment.ts'
+import { frameSize } from './codec.ts'
 import { DEFAULT_PRIORITY, MAX_RECORD_BYTES } from './message.ts'
 import type { GemRecord, PublishInput, PublishResult } from './message.ts'
 import type { MetaWrite, StorageTier } from './store/tier.ts'
@@ -239,6 +240,10 @@ export class Broker implements BrokerApi, GroupHost {
       ttl: input.ttl ?? 0,
       attempt: 0,
     }
+    // Sizing also validates every field the codec would refuse, so one bad record fails alone
+    // instead of failing the whole group commit it would have joined.
+    const size = frameSize(record)
+    if (size > MAX_RECORD_BYTES) return Promise.reject(new GemError('PAYLOAD_TOO_LARGE', `message is ${size} bytes encoded; the limit is ${MAX_RECORD_BYTES}`))
     return new Promise((resolve, reject) => {
       this.committer.append(t.logs[partition], {
         record,

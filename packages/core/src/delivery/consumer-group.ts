@@ -115,18 +115,19 @@ class PartitionCursor {
   }
 
   state (): PartitionState {
-    const attempts: Array<[number, number]> = []
-    for (const [o, n] of this.attempts) if (n > 1) attempts.push([o, n])
     return {
       floor: this.floor,
       cursor: Math.max(this.cursor, this.deliveredBefore),
       settled: [...this.settled].sort((a, b) => a - b),
-      attempts,
+      attempts: [...this.attempts],
     }
   }
 }
 
-const FETCH_BATCH = 512
+/** Records taken from the in-memory tail at once. */
+const HOT_BATCH = 1024
+/** Bytes of chunks read from the tier at once when a group is behind the in-memory tail. */
+const FETCH_BYTES = 1024 * 1024
 
 export class ConsumerGroup implements MetaSource {
   readonly topic: string
@@ -314,12 +315,14 @@ export class ConsumerGroup implements MetaSource {
         const cur = this.cursors[d.partition]
         cur.waiting.delete(d.record.offset)
         if (d.record.offset < cur.floor || cur.settled.has(d.record.offset)) continue
-        this.dispatch(consumer, d.partition, d.record)
+        this.dispatch(consumer, d.partition, d.record, d.attempt)
         continue
       }
       const fresh = this.nextFresh(now)
       if (fresh === undefined) return
-      this.dispatch(consumer, fresh.partition, fresh.record)
+      const cur = this.cursors[fresh.partition]
+      const o = fresh.record.offset
+      this.dispatch(consumer, fresh.partition, fresh.record, cur.attempts.get(o) ?? (o < cur.deliveredBefore ? 1 : 0))
     }
   }
 
@@ -362,7 +365,7 @@ export class ConsumerGroup implements MetaSource {
     if (cur.bufferPos < cur.buffer.length) return cur.buffer[cur.bufferPos]
     cur.clampToLow()
     if (cur.cursor >= cur.log.high || cur.fetching) return undefined
-    const hot = cur.log.readHot(cur.cursor, FETCH_BATCH)
+    const hot = cur.log.readHot(cur.cursor, HOT_BATCH)
     if (hot !== undefined) {
       cur.buffer = hot
       cur.bufferPos = 0
@@ -375,7 +378,7 @@ export class ConsumerGroup implements MetaSource {
       // Retry later rather than spin on a failing read.
       this.host.clock.setTimer(this.options.backoffMs, () => this.pump())
     }
-    cur.log.read(from, FETCH_BATCH).then(records => {
+    cur.log.readBatch(from, FETCH_BYTES).then(records => {
       cur.fetching = false
       if (records.length === 0 && from >= cur.log.low && from < cur.log.high) {
         retryLater(new Error(`no records at ${from} below the high watermark ${cur.log.high}`))
@@ -390,12 +393,13 @@ export class ConsumerGroup implements MetaSource {
     return undefined
   }
 
-  private dispatch (consumer: Consumer, partition: number, record: GemRecord): void {
+  /** `prior`: how many times the record was delivered before. */
+  private dispatch (consumer: Consumer, partition: number, record: GemRecord, prior: number): void {
     const cur = this.cursors[partition]
     const o = record.offset
-    const before = cur.attempts.get(o) ?? (o < cur.deliveredBefore ? 1 : 0)
-    const attempt = before + 1
-    cur.attempts.set(o, attempt)
+    const attempt = prior + 1
+    // Only counts above one are stored: a first delivery is implied by the cursor.
+    if (attempt > 1) cur.attempts.set(o, attempt)
     const now = this.host.clock.now()
     cur.inFlight.set(o, { partition, record, attempt, consumer, deliveredAt: now })
     consumer.credit--

@@ -1,6 +1,6 @@
 // One partition of a topic: dense offsets, its segment manifests and a bounded in-memory tail.
 // It prepares writes and serves reads; the group committer decides when writes reach the tier.
-import { decodeRecords } from '../codec.ts'
+import { decodeChunkRecords } from '../codec.ts'
 import type { GemRecord } from '../message.ts'
 import type { MetaWrite, StorageTier } from '../store/tier.ts'
 import { streamId } from '../store/tier.ts'
@@ -53,7 +53,8 @@ export class PartitionLog {
     this.high = this.next
     const tail = await this.tier.lastChunk(this.stream)
     if (tail !== undefined) {
-      decodeRecords(tail.data) // throws CORRUPT_RECORD on a damaged tail: never serve it silently
+      // Throws CORRUPT_RECORD on a damaged tail (or one cut between frames): never serve it silently.
+      decodeChunkRecords(tail.data, tail.baseOffset, tail.lastOffset)
       if (tail.lastOffset + 1 !== this.next) {
         throw new Error(`partition ${this.stream}: tail chunk ends at ${tail.lastOffset} but manifests say ${this.next - 1}`)
       }
@@ -142,7 +143,7 @@ export class PartitionLog {
       const chunks = await this.tier.readChunks(this.stream, cursor, maxBytes)
       if (chunks.length === 0) break
       for (const c of chunks) {
-        for (const r of decodeRecords(c.data)) {
+        for (const r of decodeChunkRecords(c.data, c.baseOffset, c.lastOffset)) {
           if (r.offset >= cursor && r.offset < this.high && out.length < limit) out.push(r)
         }
         cursor = c.lastOffset + 1
@@ -150,6 +151,22 @@ export class PartitionLog {
       // A read that reaches the hot tail finishes from memory.
       const rest = this.readHot(cursor, limit - out.length)
       if (rest !== undefined) { out.push(...rest); break }
+    }
+    return out
+  }
+
+  /**
+   * Every durable record from `from` in the chunks one tier read returns (about `maxBytes`),
+   * for sequential consumers: keeping whole decoded chunks means no chunk is decoded twice.
+   */
+  async readBatch (from: number, maxBytes: number): Promise<GemRecord[]> {
+    from = Math.max(from, this.low)
+    if (from >= this.high) return []
+    const hot = this.readHot(from, Infinity)
+    if (hot !== undefined) return hot
+    const out: GemRecord[] = []
+    for (const c of await this.tier.readChunks(this.stream, from, maxBytes)) {
+      for (const r of decodeChunkRecords(c.data, c.baseOffset, c.lastOffset)) if (r.offset >= from && r.offset < this.high) out.push(r)
     }
     return out
   }
