@@ -16,6 +16,7 @@ import { segmentKey } from './log/segment.ts'
 import { frameSize } from './codec.ts'
 import { DEFAULT_PRIORITY, MAX_RECORD_BYTES } from './message.ts'
 import type { GemRecord, PublishInput, PublishResult } from './message.ts'
+import { streamId } from './store/tier.ts'
 import type { MetaWrite, StorageTier } from './store/tier.ts'
 import { assertTopicName, deadLetterTopic } from './topic-name.ts'
 
@@ -151,10 +152,14 @@ export class Broker implements BrokerApi, GroupHost {
     }
     if (this.topics.has(name) || this.creating.has(name)) throw new GemError('TOPIC_EXISTS', `topic ${name} already exists`)
     const meta: TopicMeta = { name, partitions, replication, retention, createdAt: this.clock.now() }
-    const p = this.committer.writeMeta([{ key: topicKey(name), value: te.encode(JSON.stringify(meta)) }]).then(() => {
+    const p = (async () => {
+      // Deleting a topic removes its chunks in pages, not atomically; a crash midway may leave
+      // some behind. They must not become the tail of a new topic with the same name.
+      for (let i = 0; i < partitions; i++) await this.tier.deleteStream(streamId(name, i))
+      await this.committer.writeMeta([{ key: topicKey(name), value: te.encode(JSON.stringify(meta)) }])
       this.installTopic(meta)
       return this.getTopic(name)
-    })
+    })()
     this.creating.set(name, p)
     try {
       return await p

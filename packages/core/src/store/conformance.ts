@@ -286,13 +286,19 @@ const CASES: TierConformanceCase[] = [
       const meta = [{ key: 'seg/p/0/0', value: text('m0') }, { key: 'seg/p/1/0', value: text('m1') }]
       let done = false
       const writing = tier.write(batch(cs, meta)).finally(() => { done = true })
-      // Read the metadata first, the chunks after: once the metadata shows, every chunk must show too.
+      // Reads one after another while the write is in flight: once one read sees any part of the batch,
+      // every later read must see its part too. (Concurrent reads prove nothing: each is its own instant.)
+      const probes: Array<() => Promise<unknown>> = [
+        () => tier.getMeta('seg/p/0/0'), () => tier.lastChunk('p/0'), () => tier.lastChunk('p/1'),
+        () => tier.lastChunk('q/0'), () => tier.getMeta('seg/p/1/0'),
+      ]
       for (let i = 0; i < 100_000 && !done; i++) {
-        const m0 = await tier.getMeta('seg/p/0/0')
-        const last = await Promise.all(['p/0', 'p/1', 'q/0'].map(s => tier.lastChunk(s)))
-        const m1 = await tier.getMeta('seg/p/1/0')
-        if (m0 !== undefined) check(last.every(c => c !== undefined), 'metadata visible before the chunks of its batch')
-        if (last.some(c => c !== undefined)) check(m1 !== undefined && last.every(c => c !== undefined), 'part of a batch visible without the rest')
+        let seen = -1
+        for (const [j, probe] of probes.entries()) {
+          const visible = (await probe()) !== undefined
+          if (seen >= 0) check(visible, `probe ${seen} saw the batch, but the later probe ${j} does not: part of a batch is visible without the rest`)
+          if (visible && seen < 0) seen = j
+        }
       }
       await writing
       for (const c of cs) sameChunks(await allChunks(tier, c.stream), [c], `stream ${c.stream} after the batch`)
