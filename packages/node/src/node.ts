@@ -1,0 +1,183 @@
+// One GEM server node in one process: LevelDB log, broker engine, metrics and the HTTP gateway, started and stopped in order.
+// It wires components together and records where the node listens; it never implements protocol or storage logic itself.
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Broker, GemError } from '@gem-mesh/core'
+import type { BrokerObserver, StorageTier } from '@gem-mesh/core'
+import type { GemConfig } from './config.ts'
+import { startGateway } from './gateway/server.ts'
+import { VERSION } from './cli/version.ts'
+import { componentLogger, createLogger } from './logger.ts'
+import type { Logger } from './logger.ts'
+import { createMetrics } from './metrics.ts'
+import { openLevelTier } from './storage/leveldb-tier.ts'
+
+/** What `<dataDir>/node.json` holds; other processes (CLI, tests, peers) read it to find a node. */
+export interface NodeFile {
+  nodeId: string
+  /** Present while the node runs. */
+  httpUrl?: string
+  multiaddrs?: string[]
+  pid?: number
+  startedAt?: string
+  stoppedAt?: string
+  version?: string
+}
+
+export interface GemNode {
+  broker: Broker
+  gateway: { url: string, port: number, close(): Promise<void> }
+  url: string
+  nodeId: string
+  dataDir: string
+  logger: Logger
+  /** Stops accepting requests, flushes the broker, closes storage. Safe to call more than once. */
+  stop(): Promise<void>
+}
+
+export interface StartNodeOptions {
+  logger?: Logger
+}
+
+export const NODE_FILE = 'node.json'
+
+export { VERSION }
+
+export async function startNode (config: GemConfig, opts: StartNodeOptions = {}): Promise<GemNode> {
+  const root = opts.logger ?? createLogger({ level: config.logLevel })
+  const dataDir = config.dataDir
+  mkdirSync(dataDir, { recursive: true })
+  const nodeId = readNodeFile(dataDir)?.nodeId ?? newNodeId()
+  const log = root.child({ nodeId })
+  const nodeLog = componentLogger(log, 'node')
+
+  if (config.join.length > 0) {
+    nodeLog.warn({ join: config.join }, 'joining a mesh is not available in this build yet; running as a single node')
+  }
+
+  // Everything opened so far, closed in reverse if a later step fails.
+  const undo: Array<() => Promise<void>> = []
+  const unwind = async () => {
+    for (const fn of undo.reverse()) {
+      try { await fn() } catch (err) { nodeLog.error({ err }, 'cleanup after a failed start failed') }
+    }
+  }
+
+  try {
+    const tier = await openTier(join(dataDir, 'log'), config.durability)
+    undo.push(() => tier.close())
+
+    const metrics = createMetrics()
+    const brokerLog = componentLogger(log, 'broker')
+    // Delegates by call (not by spreading) so an observer with prototype methods keeps working.
+    const m: BrokerObserver = metrics.observer
+    const observer: BrokerObserver = {
+      committed: info => m.committed?.(info),
+      published: (topic, records, bytes) => m.published?.(topic, records, bytes),
+      delivered: (topic, group, attempt) => m.delivered?.(topic, group, attempt),
+      acked: (topic, group, latencyMs) => m.acked?.(topic, group, latencyMs),
+      redelivered: (topic, group, reason) => m.redelivered?.(topic, group, reason),
+      deadLettered (topic, group, reason) {
+        brokerLog.warn({ topic, group, reason }, 'message dead-lettered')
+        m.deadLettered?.(topic, group, reason)
+      },
+      error (where, err) {
+        brokerLog.error({ err, where }, 'broker error')
+        m.error?.(where, err)
+      },
+    }
+    const broker = await Broker.open({
+      tier,
+      ownsTier: false,
+      observer,
+      autoCreateTopics: config.autoCreateTopics,
+      defaultPartitions: config.defaultPartitions,
+      dedupWindowMs: config.dedupWindowMs,
+      consumerDefaults: { ...config.consumer },
+      retentionDefaults: { ...config.retention },
+      segmentBytes: config.segmentBytes,
+    })
+    undo.push(() => broker.close())
+    const untrack = metrics.trackGroups(broker) as unknown
+    if (typeof untrack === 'function') undo.push(async () => { (untrack as () => void)() })
+
+    const gateway = await startGateway({
+      broker,
+      host: config.host,
+      port: config.httpPort,
+      logger: componentLogger(log, 'gateway'),
+      metrics,
+      limits: { maxPayloadBytes: config.maxPayloadBytes },
+      slowConsumer: { ...config.slowConsumer },
+      info: { nodeId, version: VERSION, dataDir },
+    })
+    undo.push(() => gateway.close())
+
+    const url = gateway.url
+    writeNodeFile(dataDir, {
+      nodeId,
+      httpUrl: url,
+      multiaddrs: [],
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      version: VERSION,
+    })
+    nodeLog.info({ url, dataDir, durability: config.durability, version: VERSION }, 'gateway listening')
+
+    let stopping: Promise<void> | undefined
+    const stop = () => {
+      stopping ??= (async () => {
+        nodeLog.info('stopping')
+        // Reverse order: stop taking requests, let the broker flush pending commits, then close storage.
+        await unwind()
+        try {
+          writeNodeFile(dataDir, { nodeId, stoppedAt: new Date().toISOString(), version: VERSION })
+        } catch (err) {
+          nodeLog.warn({ err }, 'could not update node.json')
+        }
+        nodeLog.info('stopped')
+      })()
+      return stopping
+    }
+
+    return { broker, gateway, url, nodeId, dataDir, logger: log, stop }
+  } catch (err) {
+    await unwind()
+    throw err
+  }
+}
+
+async function openTier (path: string, durability: GemConfig['durability']): Promise<StorageTier> {
+  try {
+    return await openLevelTier({ path, durability })
+  } catch (err) {
+    const code = (err as { code?: string, cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code
+    if (code === 'LEVEL_LOCKED' || /lock/i.test(String((err as Error).message) + String((err as { cause?: Error }).cause?.message))) {
+      throw new GemError('UNAVAILABLE', `data directory ${path} is in use by another GEM node (LevelDB lock held)`)
+    }
+    throw err
+  }
+}
+
+function newNodeId (): string {
+  return randomBytes(8).toString('hex')
+}
+
+/** The node file of `dataDir`, or undefined when there is none or it is unreadable. */
+export function readNodeFile (dataDir: string): NodeFile | undefined {
+  try {
+    const v = JSON.parse(readFileSync(join(dataDir, NODE_FILE), 'utf8')) as NodeFile
+    return typeof v?.nodeId === 'string' && v.nodeId !== '' ? v : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Atomic replace: readers polling for the file never see half of it. */
+function writeNodeFile (dataDir: string, file: NodeFile): void {
+  const path = join(dataDir, NODE_FILE)
+  const tmp = `${path}.${process.pid}.tmp`
+  writeFileSync(tmp, JSON.stringify(file, null, 2) + '\n')
+  renameSync(tmp, path)
+}
