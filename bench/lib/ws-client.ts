@@ -2,6 +2,22 @@
 // Every loop is bounded in count and in time.
 import WebSocket from 'ws'
 
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+
+/**
+ * Distinct random payloads to cycle through. Constant payloads would let LevelDB's block
+ * compression shrink the log and flatter every disk figure; 1024 x 256 B outspans its window.
+ */
+export function payloadPool (bytes: number, count = 1024): string[] {
+  const pool: string[] = []
+  for (let i = 0; i < count; i++) {
+    let s = ''
+    for (let j = 0; j < bytes; j++) s += ALPHABET[Math.floor(Math.random() * 64)]
+    pool.push(s)
+  }
+  return pool
+}
+
 export async function connect (httpUrl: string): Promise<WebSocket> {
   const ws = new WebSocket(httpUrl.replace(/^http/, 'ws') + '/ws', { perMessageDeflate: false })
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
@@ -11,7 +27,7 @@ export async function connect (httpUrl: string): Promise<WebSocket> {
 /** Publishes `count` messages with up to `window` unacknowledged; resolves with acked msg/s. */
 export async function pipelinedPublish (httpUrl: string, topic: string, count: number, payloadBytes: number, window: number, timeLimitMs: number): Promise<{ acked: number, seconds: number, rate: number }> {
   const ws = await connect(httpUrl)
-  const pad = 'x'.repeat(payloadBytes)
+  const pool = payloadPool(payloadBytes)
   let sent = 0
   let acked = 0
   const started = performance.now()
@@ -29,7 +45,7 @@ export async function pipelinedPublish (httpUrl: string, topic: string, count: n
     ws.once('close', () => resolve())
     const fill = (): void => {
       while (sent < count && sent - acked < window) {
-        ws.send(`{"type":"publish","topic":"${topic}","request_id":"r${sent}","message":{"payload":"${pad}"}}`)
+        ws.send(`{"type":"publish","topic":"${topic}","request_id":"r${sent}","message":{"payload":"${pool[sent & 1023]}"}}`)
         sent++
       }
     }
