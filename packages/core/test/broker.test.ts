@@ -306,4 +306,23 @@ describe('tails and retention', () => {
     assert.equal(r.messages.at(-1)!.offset, 50)
     await broker.close()
   })
+
+  test('retention by bytes keeps each partition under its limit (plus the newest segment)', async () => {
+    const { broker } = await openBroker({ segmentBytes: 2048 })
+    await broker.createTopic('b', { retention: { maxAgeMs: 0, maxBytes: 8192 } })
+    for (let i = 0; i < 200; i++) await broker.publish('b', { payload: new Uint8Array(200) })
+    await broker.applyRetention()
+    const { low, high } = broker.getTopic('b').offsets[0]
+    assert.equal(high, 200)
+    assert.ok(low > 150, `low ${low}: old segments dropped`)
+    const r = await broker.read('b', 0, 0, 1000)
+    assert.equal(r.messages.length, high - low)
+    // A group starting from 'earliest' begins at the new low.
+    const got: number[] = []
+    const h = await broker.consume('b', { group: 'g', from: 'earliest' }, d => { got.push(d.record.offset) })
+    await waitFor(() => got.length === high - low, 'all retained records')
+    assert.equal(got[0], low)
+    h.close()
+    await broker.close()
+  })
 })
