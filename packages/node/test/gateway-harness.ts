@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { Broker } from '@gem-mesh/core'
+import type { BrokerApi } from '@gem-mesh/core'
 import { startGateway } from '../src/gateway/server.ts'
 import type { Gateway, SlowConsumerPolicy } from '../src/gateway/server.ts'
 import { silentLogger } from '../src/logger.ts'
@@ -32,6 +33,8 @@ export interface TestGatewayOptions {
   sseHeartbeatMs?: number
   autoCreateTopics?: boolean
   consumer?: { ackWaitMs?: number, backoffMs?: number, maxBackoffMs?: number, maxInFlight?: number }
+  /** What the gateway is handed instead of the broker itself: lets a test hold a broker call at a chosen point. */
+  wrapBroker?: (broker: Broker) => BrokerApi
 }
 
 export async function startTestGateway (opts: TestGatewayOptions = {}): Promise<TestGateway> {
@@ -48,7 +51,7 @@ export async function startTestGateway (opts: TestGatewayOptions = {}): Promise<
     })
     const untrack = metrics.trackGroups(broker)
     const gateway = await startGateway({
-      broker,
+      broker: opts.wrapBroker?.(broker) ?? broker,
       host: '127.0.0.1',
       port: 0,
       logger: silentLogger(),

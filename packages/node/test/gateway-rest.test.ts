@@ -126,6 +126,7 @@ describe('gateway REST', () => {
     assert.deepEqual(b.json.results[1], { id: 'b1', partition: 0, offset: 1, duplicate: true })
     // A bad item refuses the whole batch before anything is stored.
     assertError(await api(g.url, 'POST', '/topics/batch/messages', [{ payload: 'd' }, { payload: 'e', priority: 'x' }]), 400, 'BAD_REQUEST', /messages\[1\]\.priority/)
+    assertError(await api(g.url, 'POST', '/topics/batch/messages', [{ payload: 'd' }, { payload: 'e', priority: 11 }]), 400, 'BAD_REQUEST', /messages\[1\]\.priority/)
     assertError(await api(g.url, 'POST', '/topics/batch/messages', []), 400, 'BAD_REQUEST', /empty/)
     const r = await api(g.url, 'GET', '/topics/batch/messages')
     assert.deepEqual(r.json.messages.map((m: any) => m.payload), ['a', 'b', 'c'])

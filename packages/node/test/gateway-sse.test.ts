@@ -139,19 +139,24 @@ describe('gateway SSE', () => {
     assert.equal(await t.next(), undefined, 'the stream ended')
   })
 
-  test('errors before the stream starts are REST errors', async () => {
+  test('errors before the stream starts are REST errors, and leave no stream behind', async () => {
     await api(g.url, 'POST', '/topics', { name: 'e' })
+    const streams = async (): Promise<number> => (await api(g.url, 'GET', '/stats')).json.gateway.sse_streams
+    const before = await streams()
     for (const [path, status, code] of [
       ['/topics/missing/events', 404, 'TOPIC_NOT_FOUND'],
       ['/topics/e/events?from=soon', 400, 'BAD_REQUEST'],
       ['/topics/e/events?last_n=x', 400, 'BAD_REQUEST'],
       ['/topics/e/events?group=bad%20name', 400, 'BAD_REQUEST'],
       ['/topics/e/events?group=g&last_n=3', 400, 'BAD_REQUEST'],
+      ['/topics/e/events?last_n=100001', 400, 'BAD_REQUEST'],
     ] as const) {
       const r = await api(g.url, 'GET', path)
       assert.equal(r.status, status, path)
       assert.equal(r.json.error, code, path)
     }
+    // Streams of earlier tests may still be closing, so the count can only have gone down.
+    await waitFor(async () => await streams() <= before, 'the refused streams not to count as open')
     assert.equal((await api(g.url, 'GET', '/health')).status, 200)
   })
 })

@@ -1,5 +1,5 @@
 // Turns one JSON publish request (REST body, REST batch item, WebSocket `message`) into the broker's PublishInput.
-// It checks shapes and types and names the offending field; ranges and limits the broker owns stay in the broker.
+// It checks shapes, types and the priority range and names the offending field; the broker's length limits stay in the broker.
 import { GemError } from '@gem-mesh/core'
 import type { PublishInput } from '@gem-mesh/core'
 import { ENCODING_HEADER, payloadFromJson } from './payload.ts'
@@ -40,7 +40,8 @@ export function parsePublishRequest (value: unknown, maxPayloadBytes: number, pa
     input.headers = { [ENCODING_HEADER]: encoding }
   }
   if (priority !== undefined && priority !== null) {
-    if (typeof priority !== 'number' || !Number.isInteger(priority)) throw new GemError('BAD_REQUEST', `${at}priority must be an integer from 1 to 10`)
+    // The broker checks the range too, but only as it stores: caught here, a bad item refuses its batch before any is stored.
+    if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 1 || priority > 10) throw new GemError('BAD_REQUEST', `${at}priority must be an integer from 1 to 10`)
     input.priority = priority
   }
   return input

@@ -37,16 +37,17 @@ export class SseStreams {
     const { broker } = this.ctx
     if (this.ctx.shutdown.aborted) throw new GemError('CLOSED', 'the gateway is shutting down')
     broker.getTopic(req.topic)
+    // Every parameter is checked before the stream exists: a stream, once made, counts as open until released.
     const from = parseFrom(req.from)
+    if (req.group !== undefined && req.lastN !== undefined) throw new GemError('BAD_REQUEST', 'last_n applies only to streams without a group')
+    const lastN = req.lastN === undefined ? undefined : parseCount(req.lastN, 'last_n', 100_000)
     const stream = new SseStream(this.ctx, req.topic, () => this.streams.delete(stream))
-    if (req.group !== undefined) {
-      if (req.lastN !== undefined) throw new GemError('BAD_REQUEST', 'last_n applies only to streams without a group')
-      await stream.startGroup(req.group, from)
-    } else {
-      const lastN = req.lastN === undefined ? undefined : parseCount(req.lastN, 'last_n', 100_000)
-      await stream.startTail(from, lastN, parseEventId(req.lastEventId))
-    }
+    if (req.group !== undefined) await stream.startGroup(req.group, from)
+    else await stream.startTail(from, lastN, parseEventId(req.lastEventId))
     if (req.signal.aborted) { stream.release(); throw new GemError('CLOSED', 'the client went away') }
+    // The gateway may have begun closing while the consumer or tail attached: endAll() has run and would never see
+    // this stream, which would then hold the connection open until close() cuts it.
+    if (this.ctx.shutdown.aborted) { stream.release(); throw new GemError('CLOSED', 'the gateway is shutting down') }
     req.signal.addEventListener('abort', () => stream.release(), { once: true })
     this.streams.add(stream)
     return new Response(stream.body, {
