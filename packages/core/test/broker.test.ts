@@ -182,6 +182,8 @@ describe('consumer groups', () => {
     assert.equal(await h.nack(c.got[0].tag), true)
     await waitFor(() => c.got.length === 2, 'redelivery after nack')
     assert.equal(c.got[1].attempt, 2)
+    assert.equal(await h.ack(c.got[0].tag), false, 'a tag from attempt 1 does not settle attempt 2')
+    assert.equal(await h.nack(c.got[0].tag), false)
     await h.ack(c.got[1].tag)
     h.close()
     await broker.close()

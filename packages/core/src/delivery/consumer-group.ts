@@ -249,7 +249,9 @@ export class ConsumerGroup implements MetaSource {
     const cur = this.cursors[parsed.partition]
     if (cur === undefined) return undefined
     const f = cur.inFlight.get(parsed.offset)
-    if (f === undefined) return undefined
+    // A tag from an earlier attempt must not settle (or snatch back) the current delivery,
+    // which may be held by another consumer.
+    if (f === undefined || f.attempt !== parsed.attempt) return undefined
     cur.inFlight.delete(parsed.offset)
     if (f.consumer.attached) f.consumer.credit++
     return f
@@ -374,7 +376,8 @@ export class ConsumerGroup implements MetaSource {
     cur.fetching = true
     const from = cur.cursor
     const retryLater = (err: unknown): void => {
-      this.host.error?.(`read ${cur.log.stream}@${from}`, err)
+      // `where` is a metric label: keep it to a fixed set; the stream and offset go in the error.
+      this.host.error?.('consumer-read', new Error(`reading ${cur.log.stream} at ${from}: ${(err as Error)?.message ?? err}`))
       // Retry later rather than spin on a failing read.
       this.host.clock.setTimer(this.options.backoffMs, () => this.pump())
     }
