@@ -144,7 +144,11 @@ export interface BrokerApi {
   /** Resolves once the record is durable. Throws TOPIC_NOT_FOUND unless autoCreateTopics. */
   publish(topic: string, input: import('./message.ts').PublishInput): Promise<import('./message.ts').PublishResult>
   read(topic: string, partition: number, from: number, limit: number): Promise<ReadResult>
-  /** Attaches a push consumer to a group (or an ephemeral group); `deliver` is called once per delivery. */
+  /**
+   * Attaches a push consumer to a group (or an ephemeral group); `deliver` is called once per delivery.
+   * Records already in memory are delivered synchronously while attaching, i.e. before the returned
+   * promise resolves: buffer them until the handle arrives, or settle with ack(topic, d.group, [d.tag]).
+   */
   consume(topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void): Promise<ConsumerHandle>
   /** Pull up to `max` deliveries from a durable group, waiting up to `waitMs` for the first. */
   pull(topic: string, group: string, opts?: PullOptions): Promise<Delivery[]>

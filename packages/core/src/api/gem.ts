@@ -40,15 +40,19 @@ export interface Gem {
 export async function createGem (options: GemOptions = {}): Promise<Gem> {
   const broker = await Broker.open({ ...options, tier: options.tier ?? new MemoryTier() })
   const subscriptions = new Set<Subscription>()
+  let closing: Promise<void> | undefined
 
   const gem: Gem = {
     broker,
-    async publish (topic, payload, opts = {}) {
-      const { signal, ...rest } = opts
+    async publish (topic, payload, opts) {
+      const { signal, ...rest } = opts ?? {}
       signal?.throwIfAborted()
       const { bytes, headers } = encodePayload(payload)
       const input: PublishInput = { ...rest, payload: bytes }
-      if (headers !== undefined) input.headers = { ...rest.headers, ...headers }
+      // Merge only into a real header object: spreading anything else would launder it past validation.
+      if (headers !== undefined && (rest.headers === undefined || isPlainObject(rest.headers))) {
+        input.headers = { ...rest.headers, ...headers }
+      }
       const p = broker.publish(topic, input)
       if (signal === undefined) return await p
       // Aborting stops the wait, not the write: the message may still be stored.
@@ -61,8 +65,14 @@ export async function createGem (options: GemOptions = {}): Promise<Gem> {
     subscribe (topic: string, a?: MessageHandler | SubscribeOptions, b?: SubscribeOptions): Subscription {
       const handler = typeof a === 'function' ? a : undefined
       const opts = (typeof a === 'function' ? b : a) ?? {}
-      const sub = new Subscription(broker, topic, opts, handler, () => subscriptions.delete(sub))
-      subscriptions.add(sub)
+      // An already-aborted signal closes the subscription inside its constructor.
+      let sub: Subscription | undefined
+      sub = new Subscription(topic, opts, handler, {
+        broker,
+        isOpen: () => closing === undefined,
+        onClose: () => { if (sub !== undefined) subscriptions.delete(sub) },
+      })
+      if (!sub.closed) subscriptions.add(sub)
       return sub
     },
     read (topic, opts = {}) {
@@ -74,12 +84,20 @@ export async function createGem (options: GemOptions = {}): Promise<Gem> {
       get: name => broker.getTopic(name),
       delete: name => broker.deleteTopic(name),
     },
-    async close () {
-      for (const s of [...subscriptions]) s.close()
-      await broker.close()
+    close () {
+      // Memoised: a second close() must wait for the same flush, not return before it.
+      closing ??= (async () => {
+        for (const s of [...subscriptions]) s.close()
+        await broker.close()
+      })()
+      return closing
     },
   }
   return gem
+}
+
+function isPlainObject (v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
 export type { ConsumerOptions }

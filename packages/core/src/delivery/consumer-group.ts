@@ -328,11 +328,12 @@ export class ConsumerGroup implements MetaSource {
     }
   }
 
+  /** The next consumer with credit, round-robin; the turn passes only when it is actually given work. */
   private nextConsumer (): Consumer | undefined {
     const n = this.consumers.length
     for (let i = 0; i < n; i++) {
       const c = this.consumers[(this.rrConsumer + i) % n]
-      if (c.credit > 0) { this.rrConsumer = (this.rrConsumer + i + 1) % n; return c }
+      if (c.credit > 0) return c
     }
     return undefined
   }
@@ -406,6 +407,8 @@ export class ConsumerGroup implements MetaSource {
     const now = this.host.clock.now()
     cur.inFlight.set(o, { partition, record, attempt, consumer, deliveredAt: now })
     consumer.credit--
+    const idx = this.consumers.indexOf(consumer)
+    if (idx >= 0) this.rrConsumer = (idx + 1) % this.consumers.length
     this.deadlines.push({ at: now + this.options.ackWaitMs, partition, offset: o, attempt })
     this.armDeadlineTimer()
     if (attempt > 1) this.markDirty()

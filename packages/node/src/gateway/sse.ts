@@ -210,7 +210,9 @@ class SseStream {
   }
 
   private ack (d: Delivery): void {
-    this.consumer?.ack(d.tag).catch(err => this.ctx.logger.debug({ err, tag: d.tag }, 'sse ack failed'))
+    // By tag on the broker, not through the handle: the first deliveries arrive while consume() is
+    // still attaching, before the handle exists, and must be acked all the same.
+    this.ctx.broker.ack(d.topic, d.group, [d.tag]).catch(err => this.ctx.logger.debug({ err, tag: d.tag }, 'sse ack failed'))
   }
 
   /** Reads what the tail could not queue from the log. True when it made progress. */
