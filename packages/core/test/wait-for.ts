@@ -1,7 +1,7 @@
 // Test helper: wait for a condition with a deadline, yielding to the event loop between checks.
 // Tests never sleep for a fixed time; they wait for what they expect, or fail with a clear message.
 
-export async function waitFor<T> (check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 5_000): Promise<T> {
+export async function waitFor<T> (check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const v = await check()

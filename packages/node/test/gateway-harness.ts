@@ -16,6 +16,8 @@ import type { GemMetrics } from '../src/metrics.ts'
 import { openLevelTier } from '../src/storage/leveldb-tier.ts'
 import { readSse } from '../src/cli/sse.ts'
 import type { SseEvent } from '../src/cli/sse.ts'
+import { waitFor } from '../../core/test/wait-for.ts'
+export { waitFor }
 
 export interface TestGateway {
   url: string
@@ -83,16 +85,6 @@ export async function startTestGateway (opts: TestGatewayOptions = {}): Promise<
     await broker?.close().catch(() => {})
     rmSync(dir, { recursive: true, force: true })
     throw err
-  }
-}
-
-export async function waitFor<T> (check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await check()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 5))
   }
 }
 
