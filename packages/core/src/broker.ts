@@ -97,6 +97,7 @@ export class Broker implements BrokerApi, GroupHost {
   private readonly creating = new Map<string, Promise<TopicInfo>>()
   private retentionTimer: unknown
   private closed = false
+  private closing: Promise<void> | undefined
   private consumerSeq = 0
   private readonly counters = { published: 0, duplicates: 0, delivered: 0, redelivered: 0, deadLettered: 0, commits: 0 }
 
@@ -453,7 +454,8 @@ export class Broker implements BrokerApi, GroupHost {
   random (): number { return this.rand() }
 
   markDirty (source: import('./log/group-committer.ts').MetaSource): void {
-    if (!this.closed) this.committer.markDirty(source)
+    // Also while closing: acks that race the close still ride on the final flush.
+    this.committer.markDirty(source)
   }
 
   async deadLetter (group: ConsumerGroup, record: GemRecord, attempt: number, reason: string): Promise<void> {
@@ -602,9 +604,13 @@ export class Broker implements BrokerApi, GroupHost {
     return { topics: this.topics.size, ...this.counters, groups }
   }
 
-  /** Stops accepting work, lets every pending write finish, and closes the tier. */
-  async close (): Promise<void> {
-    if (this.closed) return
+  /** Stops accepting work, lets every pending write finish, and closes the tier. Every call waits for that. */
+  close (): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  private async shutdown (): Promise<void> {
     this.closed = true
     if (this.retentionTimer !== undefined) this.clock.clearTimer(this.retentionTimer)
     for (const t of this.topics.values()) {

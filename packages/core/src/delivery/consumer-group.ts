@@ -7,6 +7,7 @@ import type { MetaSource } from '../log/group-committer.ts'
 import type { PartitionLog } from '../log/partition-log.ts'
 import type { GemRecord } from '../message.ts'
 import type { MetaWrite } from '../store/tier.ts'
+import { GemError } from '../errors.ts'
 import { redeliveryDelay } from './backoff.ts'
 import { MinHeap } from './min-heap.ts'
 
@@ -477,6 +478,7 @@ export class ConsumerGroup implements MetaSource {
 
   /** Resolves true once the state that includes the caller's change is durable. */
   private persisted (): Promise<boolean> {
+    if (this.closed) return Promise.reject(new GemError('CLOSED', `consumer group ${this.name} is closed`))
     if (!this.durable) return Promise.resolve(true)
     return new Promise((resolve, reject) => {
       this.stateWaiters.push({ resolve: () => resolve(true), reject })
