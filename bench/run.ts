@@ -153,9 +153,18 @@ async function fanout (): Promise<void> {
   report('fanout', 'gem /ws, 10 subscribers', gem.rate, 'deliv/s', { delivered: gem.delivered, ratio_vs_baseline: gem.rate / base.rate })
 }
 
-function rssMiB (pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+function procStatusMiB (pid: number, field: 'VmRSS' | 'RssAnon'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m === null ? NaN : Number(m[1]) / 1024
+}
+
+function rssMiB (pid: number): number { return procStatusMiB(pid, 'VmRSS') }
+
+/** Live JS heap of the node, from its own Prometheus metrics. */
+async function heapUsedMiB (url: string): Promise<number> {
+  const text = await (await fetch(url + '/metrics')).text()
+  const m = /^nodejs_heap_size_used_bytes (\d+)/m.exec(text)
+  return m === null ? NaN : Number(m[1]) / 1048576
 }
 
 function duBytes (dir: string): number {
@@ -179,7 +188,13 @@ async function memory (): Promise<void> {
       idle = now
     }
     const perMillion = 1_000_000 / r.acked
-    report('memory', `node RSS idle, ${r.acked} retained msgs`, idle, 'MiB', { rss_at_start_mib: before, rss_peak_under_load_mib: peak, idle_growth_per_1m_mib: (idle - before) * perMillion })
+    report('memory', `node RSS idle, ${r.acked} retained msgs`, idle, 'MiB', {
+      rss_at_start_mib: before,
+      rss_peak_under_load_mib: peak,
+      idle_growth_per_1m_mib: (idle - before) * perMillion,
+      rss_anon_mib: procStatusMiB(pid, 'RssAnon'),
+      js_heap_used_mib: await heapUsedMiB(url),
+    })
     report('memory', 'disk bytes per retained message', duBytes(dataDir) / r.acked, 'B/msg', { payload_bytes: PAYLOAD })
   })
 }
