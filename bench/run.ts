@@ -14,7 +14,7 @@ const PAYLOAD = 256
 const quick = process.argv.includes('--quick')
 const scale = quick ? 0.1 : 1
 const suites = process.argv.slice(2).filter(a => !a.startsWith('--'))
-const all = ['sdk', 'ws', 'latency', 'fanout', 'memory']
+const all = ['sdk', 'sdk-latency', 'ws', 'latency', 'fanout', 'memory']
 const selected = suites.length === 0 ? all : suites
 for (const s of selected) if (!all.includes(s)) { console.error(`unknown suite ${s}; choose from ${all.join(', ')}`); process.exit(2) }
 
@@ -71,6 +71,45 @@ async function sdk (): Promise<void> {
       })
       const s = (performance.now() - started) / 1000
       report('sdk', `acked publishes (durability=${durability})`, acked / s, 'msg/s', { messages: acked })
+    } finally { await gem.close(); data.remove() }
+  }
+}
+
+/** Publish-to-delivery inside one process (SDK, no sockets, no JSON): the engine plus storage alone. */
+async function sdkLatency (): Promise<void> {
+  const seconds = quick ? 3 : 10
+  const rate = 5000
+  for (const durability of ['fsync', 'none'] as const) {
+    const data = tempDataDir('gem-bench-sdklat-')
+    const gem = await createGem({ tier: await openLevelTier({ path: join(data.dir, 'log'), durability }) })
+    try {
+      await gem.topics.create('lat')
+      const lat: number[] = []
+      const sub = gem.subscribe('lat', m => {
+        lat.push(performance.now() - new DataView(m.payload.buffer, m.payload.byteOffset).getFloat64(0))
+      }, { maxInFlight: 4096 })
+      await sub.ready
+      const total = rate * seconds
+      const started = performance.now()
+      let sent = 0
+      await new Promise<void>(resolve => {
+        const tick = (): void => {
+          const due = Math.min(total, Math.floor((performance.now() - started) / 1000 * rate))
+          while (sent < due) {
+            const p = crypto.getRandomValues(new Uint8Array(PAYLOAD))
+            new DataView(p.buffer).setFloat64(0, performance.now())
+            void gem.publish('lat', p)
+            sent++
+          }
+          if (sent >= total) resolve(); else setTimeout(tick, 1)
+        }
+        tick()
+      })
+      const deadline = performance.now() + 10_000
+      while (lat.length < total && performance.now() < deadline) await new Promise(r => setTimeout(r, 20))
+      lat.sort((a, b) => a - b)
+      report('sdk-lat', `in-process p50 @5k msg/s (durability=${durability})`, percentile(lat, 50), 'ms', { received: lat.length })
+      report('sdk-lat', `in-process p99 @5k msg/s (durability=${durability})`, percentile(lat, 99), 'ms')
     } finally { await gem.close(); data.remove() }
   }
 }
@@ -199,7 +238,7 @@ async function memory (): Promise<void> {
   })
 }
 
-const run: Record<string, () => Promise<void>> = { sdk, ws, latency, fanout, memory }
+const run: Record<string, () => Promise<void>> = { sdk, 'sdk-latency': sdkLatency, ws, latency, fanout, memory }
 console.log(`GEM bench: suites ${selected.join(', ')}; payload ${PAYLOAD} B; ${cpus().length} cores; commit ${commit}${quick ? '; --quick' : ''}`)
 for (const s of selected) {
   try { await run[s]() } catch (err) { console.error(`suite ${s} failed:`, err); process.exitCode = 1 }
