@@ -149,7 +149,7 @@ export interface BrokerApi {
    * Records already in memory are delivered synchronously while attaching, i.e. before the returned
    * promise resolves: buffer them until the handle arrives, or settle with ack(topic, d.group, [d.tag]).
    */
-  consume(topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void): Promise<ConsumerHandle>
+  consume(topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void, onEnd?: (err: import('./errors.ts').GemError) => void): Promise<ConsumerHandle>
   /** Pull up to `max` deliveries from a durable group, waiting up to `waitMs` for the first. */
   pull(topic: string, group: string, opts?: PullOptions): Promise<Delivery[]>
   /** Ack/nack by tag on a durable group; resolves once the group's state is durable. */
@@ -158,8 +158,10 @@ export interface BrokerApi {
   /**
    * Every record committed to `topic` from now on (plus the last `lastN` per partition first),
    * in commit batches. No acks, no group state: the classic pub/sub subscription.
+   * `onEnd` (here and on consume) is called once if the broker ends the subscription itself:
+   * TOPIC_NOT_FOUND when the topic is deleted.
    */
-  tail(topic: string, opts: { lastN?: number }, onRecords: (records: GemRecord[]) => void): Promise<TailHandle>
+  tail(topic: string, opts: { lastN?: number }, onRecords: (records: GemRecord[]) => void, onEnd?: (err: import('./errors.ts').GemError) => void): Promise<TailHandle>
   stats(): BrokerStats
   close(): Promise<void>
 }

@@ -55,6 +55,7 @@ interface TopicMeta {
 
 interface Tail {
   onRecords(records: GemRecord[]): void
+  onEnd?(err: GemError): void
   /** Non-null while the last-N replay is loading: live records wait here so none are missed. */
   held: GemRecord[][] | null
 }
@@ -174,7 +175,11 @@ export class Broker implements BrokerApi, GroupHost {
     const t = this.requireTopic(name)
     this.topics.delete(name)
     const gone = new GemError('TOPIC_NOT_FOUND', `topic ${name} was deleted`)
-    for (const g of t.groups.values()) g.close()
+    for (const g of t.groups.values()) g.close(gone)
+    for (const tail of t.tails) {
+      try { tail.onEnd?.(gone) } catch (err) { this.error('tail-ended', err) }
+    }
+    t.tails.clear()
     for (const log of t.logs) this.committer.discard(log, gone)
     this.dedup.forgetTopic(name)
     const writes: MetaWrite[] = [{ key: topicKey(name), value: null }]
@@ -284,13 +289,13 @@ export class Broker implements BrokerApi, GroupHost {
 
   // ---- consumers -----------------------------------------------------------------------------
 
-  async consume (topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void): Promise<ConsumerHandle> {
+  async consume (topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void, onEnd?: (err: GemError) => void): Promise<ConsumerHandle> {
     this.assertOpen()
     const t = this.requireTopic(topic)
     const group = await this.groupFor(t, opts)
     const maxInFlight = opts.maxInFlight ?? this.consumerDefaults.maxInFlight
     if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new GemError('BAD_REQUEST', 'maxInFlight must be a positive integer')
-    const consumer: Consumer = { id: `c${++this.consumerSeq}`, credit: maxInFlight, attached: true, deliver }
+    const consumer: Consumer = { id: `c${++this.consumerSeq}`, credit: maxInFlight, attached: true, deliver, ended: onEnd }
     group.attach(consumer)
     return {
       id: consumer.id,
@@ -330,6 +335,7 @@ export class Broker implements BrokerApi, GroupHost {
         id: `p${++this.consumerSeq}`,
         credit: max,
         attached: true,
+        ended: () => finish(),
         deliver: d => {
           got.push(d)
           // Let the rest of this dispatch round join before answering.
@@ -424,12 +430,12 @@ export class Broker implements BrokerApi, GroupHost {
     return { floor, cursor: floor, settled: [], attempts: [] }
   }
 
-  async tail (topic: string, opts: { lastN?: number }, onRecords: (records: GemRecord[]) => void): Promise<TailHandle> {
+  async tail (topic: string, opts: { lastN?: number }, onRecords: (records: GemRecord[]) => void, onEnd?: (err: GemError) => void): Promise<TailHandle> {
     this.assertOpen()
     const t = this.requireTopic(topic)
     const lastN = opts.lastN ?? 0
     if (!Number.isInteger(lastN) || lastN < 0 || lastN > 100_000) throw new GemError('BAD_REQUEST', 'last_n must be an integer from 0 to 100000')
-    const tail: Tail = { onRecords, held: lastN > 0 ? [] : null }
+    const tail: Tail = { onRecords, onEnd, held: lastN > 0 ? [] : null }
     const highs = t.logs.map(l => l.high)
     t.tails.add(tail)
     if (lastN > 0) {

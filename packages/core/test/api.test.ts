@@ -153,4 +153,16 @@ describe('createGem', () => {
     await gem.close()
     await assert.rejects(gem.publish('x', 'late'), isCode('CLOSED'))
   })
+
+  test('an iterator over a topic that gets deleted throws TOPIC_NOT_FOUND', async () => {
+    const gem = await createGem()
+    await gem.topics.create('d')
+    const sub = gem.subscribe('d', { group: 'g' })
+    await sub.ready
+    const loop = (async () => { for await (const _ of sub) { /* nothing arrives */ } })()
+    await gem.topics.delete('d')
+    await assert.rejects(loop, isCode('TOPIC_NOT_FOUND'))
+    await gem.close()
+  })
 })
+

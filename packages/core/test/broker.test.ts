@@ -327,4 +327,19 @@ describe('tails and retention', () => {
     h.close()
     await broker.close()
   })
+
+  test('deleting a topic ends its tails, consumers and pending pulls with TOPIC_NOT_FOUND', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('gone')
+    const ended: string[] = []
+    await broker.tail('gone', {}, () => {}, err => { ended.push(`tail:${err.code}`) })
+    await broker.consume('gone', { group: 'g' }, () => {}, err => { ended.push(`consumer:${err.code}`) })
+    const pending = broker.pull('gone', 'p', { max: 5, waitMs: 60_000 })
+    await settle()
+    await broker.deleteTopic('gone')
+    assert.deepEqual(await pending, [])
+    assert.deepEqual(ended.sort(), ['consumer:TOPIC_NOT_FOUND', 'tail:TOPIC_NOT_FOUND'])
+    await broker.close()
+  })
 })
+

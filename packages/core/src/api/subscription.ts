@@ -94,7 +94,9 @@ export class Subscription implements AsyncIterable<ReceivedMessage> {
     const { ack: _ack, signal, ...consumerOpts } = opts
     this.signal = signal
     // Attaching dispatches records already in memory synchronously, before consume() resolves.
-    this.ready = host.broker.consume(topic, consumerOpts, d => this.onDelivery(d)).then(h => {
+    // The broker ends the consumer when the topic is deleted: an iterator then throws the reason.
+    const onEnd = (error: unknown): void => { this.failed = { error }; this.close() }
+    this.ready = host.broker.consume(topic, consumerOpts, d => this.onDelivery(d), onEnd).then(h => {
       this.handle = h
       const early = this.early ?? []
       this.early = undefined

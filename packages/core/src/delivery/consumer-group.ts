@@ -46,6 +46,8 @@ export interface Consumer {
   credit: number
   attached: boolean
   deliver(d: Delivery): void
+  /** Called once if the group ends under the consumer (its topic was deleted). */
+  ended?(err: GemError): void
 }
 
 interface InFlight {
@@ -500,10 +502,17 @@ export class ConsumerGroup implements MetaSource {
 
   // ---- lifecycle and stats -------------------------------------------------------------------
 
-  close (): void {
+  /** Closes the group; with `reason`, every attached consumer is told why (its topic is gone). */
+  close (reason?: GemError): void {
     if (this.closed) return
     this.closed = true
-    for (const c of this.consumers) c.attached = false
+    // Told while still attached (a pending pull answers with what it has), then detached.
+    for (const c of [...this.consumers]) {
+      if (reason !== undefined) {
+        try { c.ended?.(reason) } catch (err) { this.host.error?.('consumer-ended', err) }
+      }
+      c.attached = false
+    }
     this.consumers.length = 0
     if (this.deadlineTimer !== undefined) this.host.clock.clearTimer(this.deadlineTimer)
     if (this.dueTimer !== undefined) this.host.clock.clearTimer(this.dueTimer)

@@ -114,7 +114,7 @@ class SseStream {
       this.consumer = await this.ctx.broker.consume(this.topic, from === undefined ? { group } : { group, from }, d => {
         this.push({ record: d.record, delivery: d, bytes: d.record.payload.byteLength + 256 })
         this.poke()
-      })
+      }, err => this.end(err))
     } catch (err) {
       this.release()
       throw err
@@ -135,7 +135,7 @@ class SseStream {
     }
     if (resume !== undefined && resume.partition < offsets.length) this.cursor[resume.partition] = resume.offset + 1
     try {
-      this.tail = await broker.tail(this.topic, {}, records => this.onRecords(records))
+      this.tail = await broker.tail(this.topic, {}, records => this.onRecords(records), err => this.end(err))
     } catch (err) {
       this.release()
       throw err

@@ -212,6 +212,12 @@ class WsConnection {
       if (sub.closed) return
       if (sub.early !== null) sub.early.push(records)
       else this.sendRecords(records)
+    }, err => {
+      // The topic was deleted: say so (no request to answer, hence request_id null) and forget it.
+      if (sub.closed) return
+      sub.closed = true
+      if (this.subs.get(topic) === sub) this.subs.delete(topic)
+      this.fail('null', err)
     }).then(handle => {
       if (sub.closed) { handle.close(); return }
       sub.handle = handle
