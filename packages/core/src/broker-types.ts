@@ -143,6 +143,8 @@ export interface BrokerApi {
   listTopics(): TopicInfo[]
   /** Resolves once the record is durable. Throws TOPIC_NOT_FOUND unless autoCreateTopics. */
   publish(topic: string, input: import('./message.ts').PublishInput): Promise<import('./message.ts').PublishResult>
+  /** Throws exactly what publish would refuse `input` with (TOPIC_NOT_FOUND, BAD_REQUEST, PAYLOAD_TOO_LARGE); stores nothing. */
+  checkPublish(topic: string, input: import('./message.ts').PublishInput): void
   read(topic: string, partition: number, from: number, limit: number): Promise<ReadResult>
   /**
    * Attaches a push consumer to a group (or an ephemeral group); `deliver` is called once per delivery.

@@ -234,27 +234,26 @@ export class Broker implements BrokerApi, GroupHost {
     return this.append(t, input, generateId(this.clock.now(), this.rand))
   }
 
+  /**
+   * Throws exactly what publish() would refuse `input` with, and stores nothing: lets a gateway
+   * check a whole batch before any of it is stored.
+   */
+  checkPublish (topic: string, input: PublishInput): void {
+    this.assertOpen()
+    const t = this.topics.get(topic)
+    if (t === undefined && !this.opts.autoCreateTopics) this.requireTopic(topic)
+    if (t === undefined) assertTopicName(topic)
+    const partitions = t?.meta.partitions ?? this.opts.defaultPartitions
+    validatePublish(input, partitions)
+    checkRecordSize(toRecord(topic, input, input.id ?? '', input.partition ?? 0))
+  }
+
   private append (t: TopicState, input: PublishInput, id: string): Promise<PublishResult> {
     const partition = input.partition ?? this.choosePartition(t, input.key)
-    const record: GemRecord = {
-      id,
-      topic: t.meta.name,
-      key: input.key,
-      partition,
-      offset: -1,
-      payload: input.payload,
-      headers: input.headers ?? {},
-      priority: input.priority ?? DEFAULT_PRIORITY,
-      timestamp: 0,
-      producerId: input.producerId,
-      sequence: input.sequence,
-      ttl: input.ttl ?? 0,
-      attempt: 0,
-    }
+    const record = toRecord(t.meta.name, input, id, partition)
     // Sizing also validates every field the codec would refuse, so one bad record fails alone
     // instead of failing the whole group commit it would have joined.
-    const size = frameSize(record)
-    if (size > MAX_RECORD_BYTES) return Promise.reject(new GemError('PAYLOAD_TOO_LARGE', `message is ${size} bytes encoded; the limit is ${MAX_RECORD_BYTES}`))
+    try { checkRecordSize(record) } catch (err) { return Promise.reject(err) }
     return new Promise((resolve, reject) => {
       this.committer.append(t.logs[partition], {
         record,
@@ -643,6 +642,29 @@ export class Broker implements BrokerApi, GroupHost {
   private call (fn: (o: BrokerObserver) => void): void {
     try { fn(this.observer) } catch { /* observers must not break the engine */ }
   }
+}
+
+function toRecord (topic: string, input: PublishInput, id: string, partition: number): GemRecord {
+  return {
+    id,
+    topic,
+    key: input.key,
+    partition,
+    offset: -1,
+    payload: input.payload,
+    headers: input.headers ?? {},
+    priority: input.priority ?? DEFAULT_PRIORITY,
+    timestamp: 0,
+    producerId: input.producerId,
+    sequence: input.sequence,
+    ttl: input.ttl ?? 0,
+    attempt: 0,
+  }
+}
+
+function checkRecordSize (record: GemRecord): void {
+  const size = frameSize(record)
+  if (size > MAX_RECORD_BYTES) throw new GemError('PAYLOAD_TOO_LARGE', `message is ${size} bytes encoded; the limit is ${MAX_RECORD_BYTES}`)
 }
 
 function resolveConsumer (base: ResolvedConsumerOptions, o: ConsumerOptions | undefined): ResolvedConsumerOptions {

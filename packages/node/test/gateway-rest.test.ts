@@ -128,6 +128,8 @@ describe('gateway REST', () => {
     assertError(await api(g.url, 'POST', '/topics/batch/messages', [{ payload: 'd' }, { payload: 'e', priority: 'x' }]), 400, 'BAD_REQUEST', /messages\[1\]\.priority/)
     assertError(await api(g.url, 'POST', '/topics/batch/messages', [{ payload: 'd' }, { payload: 'e', priority: 11 }]), 400, 'BAD_REQUEST', /messages\[1\]\.priority/)
     assertError(await api(g.url, 'POST', '/topics/batch/messages', []), 400, 'BAD_REQUEST', /empty/)
+    // Limits only the broker knows (here the id length) are checked for every item before any is stored.
+    assertError(await api(g.url, 'POST', '/topics/batch/messages', [{ payload: 'd' }, { payload: 'e', id: 'x'.repeat(300) }]), 400, 'BAD_REQUEST', /messages\[1\].*id/)
     const r = await api(g.url, 'GET', '/topics/batch/messages')
     assert.deepEqual(r.json.messages.map((m: any) => m.payload), ['a', 'b', 'c'])
   })

@@ -135,6 +135,14 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
     }
     // Validate all before storing any: a bad item refuses the whole batch.
     const inputs: PublishInput[] = batch.map((m, i) => parsePublishRequest(m, ctx.maxPayloadBytes, `messages[${i}]`))
+    inputs.forEach((input, i) => {
+      try {
+        broker.checkPublish(topic, input)
+      } catch (err) {
+        const e = toGemError(err)
+        throw new GemError(e.code, `messages[${i}]: ${e.message}`)
+      }
+    })
     const settled = await Promise.allSettled(inputs.map(input => broker.publish(topic, input)))
     const results = settled.map(s => s.status === 'fulfilled' ? ackView(s.value) : errorView(s.reason))
     const failed = settled.find(s => s.status === 'rejected')
