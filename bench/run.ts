@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path'
 import { createGem } from '../packages/core/src/index.ts'
 import { openLevelTier } from '../packages/node/src/storage/leveldb-tier.ts'
 import { api, startGem, tempDataDir } from '../test/support/gem-process.ts'
+import { pacedSend, waitForCount } from './lib/paced.ts'
 import { connect, payloadPool, percentile, pipelinedPublish, subscribers } from './lib/ws-client.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -90,23 +91,12 @@ async function sdkLatency (): Promise<void> {
       }, { maxInFlight: 4096 })
       await sub.ready
       const total = rate * seconds
-      const started = performance.now()
-      let sent = 0
-      await new Promise<void>(resolve => {
-        const tick = (): void => {
-          const due = Math.min(total, Math.floor((performance.now() - started) / 1000 * rate))
-          while (sent < due) {
-            const p = crypto.getRandomValues(new Uint8Array(PAYLOAD))
-            new DataView(p.buffer).setFloat64(0, performance.now())
-            void gem.publish('lat', p)
-            sent++
-          }
-          if (sent >= total) resolve(); else setTimeout(tick, 1)
-        }
-        tick()
+      await pacedSend(rate, total, () => {
+        const p = crypto.getRandomValues(new Uint8Array(PAYLOAD))
+        new DataView(p.buffer).setFloat64(0, performance.now())
+        void gem.publish('lat', p)
       })
-      const deadline = performance.now() + 10_000
-      while (lat.length < total && performance.now() < deadline) await new Promise(r => setTimeout(r, 20))
+      await waitForCount(() => lat.length, total, 10_000)
       lat.sort((a, b) => a - b)
       report('sdk-lat', `in-process p50 @5k msg/s (durability=${durability})`, percentile(lat, 50), 'ms', { received: lat.length })
       report('sdk-lat', `in-process p99 @5k msg/s (durability=${durability})`, percentile(lat, 99), 'ms')
@@ -133,21 +123,10 @@ async function steadyLatency (url: string, rate: number, seconds: number): Promi
   const pub = await connect(url)
   const total = rate * seconds
   const pool = payloadPool(PAYLOAD - 24)
-  const started = performance.now()
-  let sent = 0
-  await new Promise<void>(resolve => {
-    const tick = (): void => {
-      const due = Math.min(total, Math.floor((performance.now() - started) / 1000 * rate))
-      while (sent < due) {
-        pub.send(`{"type":"publish","topic":"lat","request_id":"l${sent}","message":{"payload":"${performance.now().toFixed(3)}|${pool[sent & 1023]}"}}`)
-        sent++
-      }
-      if (sent >= total) resolve(); else setTimeout(tick, 1)
-    }
-    tick()
+  await pacedSend(rate, total, seq => {
+    pub.send(`{"type":"publish","topic":"lat","request_id":"l${seq}","message":{"payload":"${performance.now().toFixed(3)}|${pool[seq & 1023]}"}}`)
   })
-  const deadline = performance.now() + 10_000
-  while (lat.length < total && performance.now() < deadline) await new Promise(r => setTimeout(r, 20))
+  await waitForCount(() => lat.length, total, 10_000)
   pub.close()
   for (const s of subs) s.close()
   lat.sort((a, b) => a - b)
