@@ -71,16 +71,18 @@ export async function startGem (dataDir: string, extraArgs: string[] = [], timeo
   }
 }
 
-export async function api (url: string, method: string, path: string, body?: unknown): Promise<{ status: number, json: any }> {
+/** One JSON request to a gateway; a string body is sent as it is (for malformed-JSON tests). */
+export async function api (url: string, method: string, path: string, body?: unknown): Promise<{ status: number, json: any, headers: Headers }> {
   const res = await fetch(url + path, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(20_000),
   })
   const text = await res.text()
   let json: unknown
   try { json = text.length > 0 ? JSON.parse(text) : undefined } catch { json = text }
-  return { status: res.status, json }
+  return { status: res.status, json, headers: res.headers }
 }
 
 /** Reads every message of a partition through the REST API. */

@@ -17,7 +17,8 @@ import { openLevelTier } from '../src/storage/leveldb-tier.ts'
 import { readSse } from '../src/cli/sse.ts'
 import type { SseEvent } from '../src/cli/sse.ts'
 import { waitFor } from '../../core/test/wait-for.ts'
-export { waitFor }
+import { api } from '../../../test/support/gem-process.ts'
+export { waitFor, api }
 
 export interface TestGateway {
   url: string
@@ -86,19 +87,6 @@ export async function startTestGateway (opts: TestGatewayOptions = {}): Promise<
     rmSync(dir, { recursive: true, force: true })
     throw err
   }
-}
-
-export async function api (url: string, method: string, path: string, body?: unknown): Promise<{ status: number, json: any, headers: Headers }> {
-  const res = await fetch(url + path, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(20_000),
-  })
-  const text = await res.text()
-  let json: unknown
-  try { json = text.length > 0 ? JSON.parse(text) : undefined } catch { json = text }
-  return { status: res.status, json, headers: res.headers }
 }
 
 /** A raw http request, for what fetch will not send: bodies that lie about their length, aborts mid-body. */
