@@ -311,8 +311,9 @@ export class ConsumerGroup implements MetaSource {
   private pumpOnce (): void {
     const now = this.host.clock.now()
     for (;;) {
-      const consumer = this.nextConsumer()
-      if (consumer === undefined) return
+      const ci = this.nextConsumer()
+      if (ci < 0) return
+      const consumer = this.consumers[ci]
       // Redeliveries that are due go first: they are the oldest work.
       if (this.due.size > 0 && this.due.peekKey()! <= now) {
         const d = this.due.pop()!
@@ -320,6 +321,8 @@ export class ConsumerGroup implements MetaSource {
         const cur = this.cursors[d.partition]
         cur.waiting.delete(d.record.offset)
         if (d.record.offset < cur.floor || cur.settled.has(d.record.offset)) continue
+        // The turn passes only when a consumer is given work; set before dispatch, which may detach it.
+        this.rrConsumer = (ci + 1) % this.consumers.length
         this.dispatch(consumer, d.partition, d.record, d.attempt)
         continue
       }
@@ -327,18 +330,19 @@ export class ConsumerGroup implements MetaSource {
       if (fresh === undefined) return
       const cur = this.cursors[fresh.partition]
       const o = fresh.record.offset
+      this.rrConsumer = (ci + 1) % this.consumers.length
       this.dispatch(consumer, fresh.partition, fresh.record, cur.attempts.get(o) ?? (o < cur.deliveredBefore ? 1 : 0))
     }
   }
 
-  /** The next consumer with credit, round-robin; the turn passes only when it is actually given work. */
-  private nextConsumer (): Consumer | undefined {
+  /** Index of the next consumer with credit, round-robin from the current turn; -1 if none. */
+  private nextConsumer (): number {
     const n = this.consumers.length
     for (let i = 0; i < n; i++) {
-      const c = this.consumers[(this.rrConsumer + i) % n]
-      if (c.credit > 0) return c
+      const ci = (this.rrConsumer + i) % n
+      if (this.consumers[ci].credit > 0) return ci
     }
-    return undefined
+    return -1
   }
 
   /** The next never-delivered record, round-robin over partitions; starts fetches as needed. */
@@ -410,8 +414,6 @@ export class ConsumerGroup implements MetaSource {
     const now = this.host.clock.now()
     cur.inFlight.set(o, { partition, record, attempt, consumer, deliveredAt: now })
     consumer.credit--
-    const idx = this.consumers.indexOf(consumer)
-    if (idx >= 0) this.rrConsumer = (idx + 1) % this.consumers.length
     this.deadlines.push({ at: now + this.options.ackWaitMs, partition, offset: o, attempt })
     this.armDeadlineTimer()
     if (attempt > 1) this.markDirty()
