@@ -12,6 +12,12 @@ export type GemErrorCode =
   | 'UNKNOWN_DELIVERY'
   | 'CLOSED'
   | 'UNAVAILABLE'
+  | 'NOT_LEADER'
+  | 'NO_QUORUM'
+  | 'STALE_EPOCH'
+  | 'VERSION_MISMATCH'
+  | 'PEER_UNREACHABLE'
+  | 'TIMEOUT'
   | 'INTERNAL'
 
 /** HTTP status for each code (REST surface). */
@@ -26,6 +32,12 @@ export const HTTP_STATUS: Record<GemErrorCode, number> = {
   UNKNOWN_DELIVERY: 404,
   CLOSED: 503,
   UNAVAILABLE: 503,
+  NOT_LEADER: 503,
+  NO_QUORUM: 503,
+  STALE_EPOCH: 409,
+  VERSION_MISMATCH: 400,
+  PEER_UNREACHABLE: 503,
+  TIMEOUT: 504,
   INTERNAL: 500,
 }
 
@@ -41,6 +53,12 @@ export const WS_CLOSE_CODE: Record<GemErrorCode, number> = {
   UNKNOWN_DELIVERY: 1008,
   CLOSED: 1001,
   UNAVAILABLE: 1013,
+  NOT_LEADER: 1013,
+  NO_QUORUM: 1013,
+  STALE_EPOCH: 1011,
+  VERSION_MISMATCH: 1002,
+  PEER_UNREACHABLE: 1013,
+  TIMEOUT: 1013,
   INTERNAL: 1011,
 }
 
