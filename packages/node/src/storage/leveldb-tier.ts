@@ -2,11 +2,9 @@
 // It owns the on-disk key layout below; it never decodes records (chunks are opaque bytes behind a small header).
 //
 // Durability (the `durability` option):
-//   'fsync' (default): every write() is first one frame in GEM's own write-ahead log (wal.ts), written with
-//     O_DSYNC, and then applied to LevelDB without sync; it resolves only after both. Survives a process
-//     crash, an OS crash and power loss (on a disk that honours fsync): on open, frames LevelDB may have
-//     lost are replayed. A group commit is one write() and therefore one synced write, however many
-//     chunks and publishes it carries. (wal.ts says why not LevelDB's own `sync: true`.)
+//   'fsync' (default): every write() is a LevelDB batch with sync: true, so it resolves only after the
+//     write-ahead log is fsync'd. Survives a process crash, an OS crash and power loss (on a disk that honours
+//     fsync). A group commit is one write() and therefore one fsync, however many chunks and publishes it carries.
 //   'none': write() resolves once the batch is in the OS page cache, not fsync'd. Survives a process crash
 //     (kill -9 included). An OS crash or power loss may lose recently resolved writes.
 // Either way a batch is all-or-nothing after any crash (one checksummed log record). Deletes follow the same mode.
@@ -16,10 +14,8 @@
 //   metadata: 'm' <utf-8 key>                                          -> value
 // The 0x00 after the stream keeps 'a/1' apart from 'a/10' (a stream may not contain NUL), and big-endian
 // offsets sort numerically. The header carries both offsets so reads never parse keys or records.
-import { join } from 'node:path'
 import { Level } from 'level'
 import { GemError } from '@gem-mesh/core'
-import { WriteAheadLog } from './wal.ts'
 import type { StorageTier, StoredChunk, TierWriteBatch } from '@gem-mesh/core'
 
 export type LevelDurability = 'fsync' | 'none'
@@ -28,8 +24,6 @@ export interface LevelTierOptions {
   /** Directory of the LevelDB database; created if missing. */
   path: string
   durability?: LevelDurability
-  /** Size of the write-ahead log file before it laps (fsync durability only). Default 32 MiB. */
-  walBytes?: number
 }
 
 type Db = Level<Uint8Array, Uint8Array>
@@ -38,9 +32,6 @@ type BatchOp = { type: 'put', key: Uint8Array, value: Uint8Array } | { type: 'de
 
 const CHUNK_TAG = 0x63 // 'c'
 const META_TAG = 0x6d // 'm'
-/** The sequence number of the last WAL frame applied, written in the same LevelDB batch as the frame. */
-const WAL_SEQ_KEY = Uint8Array.of(0x77) // 'w'
-const WAL_FILE = 'gem.wal'
 const HEADER_BYTES = 16
 /** One past the largest offset: a valid bound for ranges, never a stored offset. */
 const OFFSET_LIMIT = 2 ** 53
@@ -58,21 +49,7 @@ export async function openLevelTier (opts: LevelTierOptions): Promise<LevelTier>
   if (durability !== 'fsync' && durability !== 'none') throw new GemError('BAD_REQUEST', `durability must be 'fsync' or 'none', not ${String(durability)}`)
   const db: Db = new Level<Uint8Array, Uint8Array>(opts.path, { keyEncoding: 'view', valueEncoding: 'view' })
   await db.open()
-  if (durability === 'none') return new LevelTier(db, opts.path, durability, undefined)
-  try {
-    let tier: LevelTier | undefined
-    const { wal, frames } = await WriteAheadLog.open({
-      path: join(opts.path, WAL_FILE),
-      maxBytes: opts.walBytes ?? 32 * 1024 * 1024,
-      beforeLap: async () => { await tier!.checkpoint() },
-    })
-    tier = new LevelTier(db, opts.path, durability, wal)
-    await tier.replay(frames)
-    return tier
-  } catch (err) {
-    await db.close().catch(() => {})
-    throw levelError(err, 'open')
-  }
+  return new LevelTier(db, opts.path, durability)
 }
 
 export class LevelTier implements StorageTier {
@@ -80,39 +57,17 @@ export class LevelTier implements StorageTier {
   readonly path: string
   readonly durability: LevelDurability
   private readonly db: Db
-  private readonly wal: WriteAheadLog | undefined
-  /** Commits run one at a time so that LevelDB applies WAL frames in their order. */
-  private chain: Promise<unknown> = Promise.resolve()
+  private readonly sync: boolean
   private closed = false
   /** Encoded stream prefixes: a partition's key prefix is built once, not per read. */
   private readonly prefixes = new Map<string, Uint8Array>()
 
   /** Use openLevelTier(). */
-  constructor (db: Db, path: string, durability: LevelDurability, wal: WriteAheadLog | undefined) {
+  constructor (db: Db, path: string, durability: LevelDurability) {
     this.db = db
     this.path = path
     this.durability = durability
-    this.wal = wal
-  }
-
-  /** Applies the WAL frames LevelDB has not seen, makes them durable in LevelDB, and restarts the WAL. */
-  async replay (frames: Array<{ seq: number, payload: Uint8Array }>): Promise<void> {
-    const stored = await this.db.get(WAL_SEQ_KEY)
-    const applied = stored === undefined ? 0 : seqOf(stored)
-    let last = applied
-    for (const f of frames) {
-      if (f.seq <= applied) continue
-      await this.db.batch([...decodeOps(f.payload), walSeqOp(f.seq)], { sync: false })
-      last = f.seq
-    }
-    await this.db.put(WAL_SEQ_KEY, seqBytes(last), { sync: true })
-    this.wal!.restart(last + 1)
-  }
-
-  /** Makes every applied frame durable in LevelDB itself, so that the WAL may overwrite them. */
-  async checkpoint (): Promise<void> {
-    const v = await this.db.get(WAL_SEQ_KEY)
-    await this.db.put(WAL_SEQ_KEY, v ?? seqBytes(0), { sync: true })
+    this.sync = durability === 'fsync'
   }
 
   async write (batch: TierWriteBatch): Promise<void> {
@@ -129,24 +84,11 @@ export class LevelTier implements StorageTier {
       else throw new GemError('BAD_REQUEST', `metadata ${m.key}: value must be a Uint8Array or null`)
     }
     if (ops.length === 0) return
-    await this.commit(ops, 'write')
-  }
-
-  /** One atomic, durable change: a WAL frame then a LevelDB batch (fsync), or the batch alone (none). */
-  private commit (ops: BatchOp[], op: string): Promise<void> {
-    const run = async (): Promise<void> => {
-      this.ensureOpen()
-      try {
-        if (this.wal === undefined) return await this.db.batch(ops, { sync: false })
-        const seq = await this.wal.append(encodeOps(ops))
-        await this.db.batch([...ops, walSeqOp(seq)], { sync: false })
-      } catch (err) {
-        throw levelError(err, op)
-      }
+    try {
+      await this.db.batch(ops, { sync: this.sync })
+    } catch (err) {
+      throw levelError(err, 'write')
     }
-    const p = this.chain.then(run, run)
-    this.chain = p.catch(() => {})
-    return p
   }
 
   async readChunks (stream: string, fromOffset: number, maxBytes: number): Promise<StoredChunk[]> {
@@ -247,12 +189,7 @@ export class LevelTier implements StorageTier {
 
   async close (): Promise<void> {
     if (this.closed) return
-    await this.chain
     this.closed = true
-    if (this.wal !== undefined) {
-      await this.checkpoint().catch(() => {})
-      await this.wal.close().catch(() => {})
-    }
     await this.db.close()
   }
 
@@ -283,75 +220,12 @@ export class LevelTier implements StorageTier {
       for (;;) {
         const keys = await it.nextv(DELETE_PAGE)
         if (keys.length === 0) return
-        await this.commit(keys.map(key => ({ type: 'del' as const, key })), 'delete')
+        await this.db.batch(keys.map(key => ({ type: 'del' as const, key })), { sync: this.sync })
       }
     } finally {
       await it.close().catch(() => {})
     }
   }
-}
-
-const OP_PUT = 1
-const OP_DEL = 2
-
-/** A batch as one WAL frame payload: u32 count, then per op u8 type, u32 key length, key, [u32 value length, value]. */
-function encodeOps (ops: BatchOp[]): Uint8Array {
-  let size = 4
-  for (const o of ops) size += 5 + o.key.byteLength + (o.type === 'put' ? 4 + o.value.byteLength : 0)
-  const out = new Uint8Array(size)
-  const dv = new DataView(out.buffer)
-  dv.setUint32(0, ops.length)
-  let p = 4
-  for (const o of ops) {
-    out[p] = o.type === 'put' ? OP_PUT : OP_DEL
-    dv.setUint32(p + 1, o.key.byteLength)
-    out.set(o.key, p + 5)
-    p += 5 + o.key.byteLength
-    if (o.type === 'put') {
-      dv.setUint32(p, o.value.byteLength)
-      out.set(o.value, p + 4)
-      p += 4 + o.value.byteLength
-    }
-  }
-  return out
-}
-
-function decodeOps (b: Uint8Array): BatchOp[] {
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength)
-  const n = dv.getUint32(0)
-  const ops: BatchOp[] = []
-  let p = 4
-  for (let i = 0; i < n; i++) {
-    const type = b[p]
-    const kl = dv.getUint32(p + 1)
-    const key = b.subarray(p + 5, p + 5 + kl)
-    p += 5 + kl
-    if (type === OP_PUT) {
-      const vl = dv.getUint32(p)
-      ops.push({ type: 'put', key, value: b.subarray(p + 4, p + 4 + vl) })
-      p += 4 + vl
-    } else if (type === OP_DEL) {
-      ops.push({ type: 'del', key })
-    } else {
-      // The frame's CRC matched, so this is a format we do not know, not a torn write.
-      throw new GemError('CORRUPT_RECORD', `WAL frame holds an unknown op type ${type}`)
-    }
-  }
-  return ops
-}
-
-function seqBytes (seq: number): Uint8Array {
-  const b = new Uint8Array(8)
-  new DataView(b.buffer).setFloat64(0, seq)
-  return b
-}
-
-function seqOf (v: Uint8Array): number {
-  return new DataView(v.buffer, v.byteOffset, v.byteLength).getFloat64(0)
-}
-
-function walSeqOp (seq: number): BatchOp {
-  return { type: 'put', key: WAL_SEQ_KEY, value: seqBytes(seq) }
 }
 
 function chunkKey (prefix: Uint8Array, offset: number): Uint8Array {
