@@ -20,3 +20,4 @@ export type { StorageTier, StoredChunk, TierWriteBatch, MetaWrite } from './stor
 export { streamId } from './store/tier.ts'
 export { MemoryTier } from './store/memory-tier.ts'
 export { assertTopicName, deadLetterTopic } from './topic-name.ts'
+export * from './ring/index.ts'

@@ -1,0 +1,164 @@
+// Bounded-load placement: each partition key gets an ordered list of distinct replica nodes, leader first,
+// with no node's replica slots or leaderships above (1 + eps) x its weight share. Pure; never touches I/O.
+import { GemError } from '../errors.ts'
+import type { HashRing } from './hash-ring.ts'
+import { PartitionSet } from './partition-set.ts'
+import type { PartitionSpec } from './partition-set.ts'
+
+// Consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam, SODA 2018), weighted: visiting
+// keys in ring-position order, a key walks clockwise from its position and takes the first nodes with room.
+// Two budgets per node, both proportional to its weight:
+//   slots:   (1 + eps) x (total replica weight + total background load) x share - the node's background load
+//   leaders: (1 + eps) x (total key weight) x share
+// The leader is the first node on the walk with room in both; followers are the first others with slot room.
+// A node "has room" when the key fits under its budget (load + w <= budget), which holds every node at or
+// below (1 + eps) x its share. When the budgets are too small for that to be feasible (few keys per node:
+// the sum of budgets, less one key each for rounding, is below the total), a node has room while it is
+// below its budget (Mirrokni's ceiling rule), so it ends at most one key above it. Distinct replicas can
+// still leave a key nowhere to go: near the end of a small placement the last free slots may all sit on a
+// node that already holds the key, and with replication close to the cluster size and unequal weights no
+// placement meets the budgets at all. The missing replicas then go to the least loaded remaining nodes
+// relative to weight, so every key always gets its full, distinct replica set (in property tests with
+// feasible budgets, a node then ends at most one key over).
+
+export interface AssignOptions {
+  /** Replicas per key, clamped to the number of nodes with weight > 0. Integer >= 1. */
+  readonly replication: number
+  /** Load bound slack: no node above (1 + epsilon) x its weight share. Default 0.25. */
+  readonly epsilon?: number
+}
+
+/** key -> distinct replica node ids, the preferred leader first. */
+export type Placement = Map<string, string[]>
+
+export const DEFAULT_EPSILON = 0.25
+
+/**
+ * Places every key of `partitions` on `ring`. Deterministic: the result depends only on the ring's member
+ * set and the partition set, never on insertion order. Throws UNAVAILABLE if no node has weight > 0 and
+ * BAD_REQUEST on replication < 1, a non-integer replication, or epsilon not > 0.
+ */
+export function assignPartitions (ring: HashRing, partitions: PartitionSet | Iterable<PartitionSpec>, options: AssignOptions): Placement {
+  const { replication, epsilon = DEFAULT_EPSILON } = options
+  if (!Number.isInteger(replication) || replication < 1) throw new GemError('BAD_REQUEST', `replication must be an integer >= 1, got ${replication}`)
+  if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon <= 0) throw new GemError('BAD_REQUEST', `epsilon must be a finite number > 0, got ${epsilon}`)
+  if (ring.ownerCount === 0) throw new GemError('UNAVAILABLE', 'the ring has no node with weight > 0')
+  const set = partitions instanceof PartitionSet ? partitions : PartitionSet.from(partitions)
+
+  const members = ring.members
+  const n = members.length
+  const r = Math.min(replication, ring.ownerCount)
+  const weight = new Float64Array(n)
+  const background = new Float64Array(n)
+  let totalWeight = 0
+  let totalBackground = 0
+  for (let i = 0; i < n; i++) {
+    const m = members[i]
+    if (m.weight === 0) continue
+    weight[i] = m.weight
+    background[i] = m.load ?? 0
+    totalWeight += m.weight
+    totalBackground += background[i]
+  }
+
+  const slotTotal = set.totalWeight * r
+  const slotBudget = new Float64Array(n)
+  const leaderBudget = new Float64Array(n)
+  for (let i = 0; i < n; i++) {
+    if (weight[i] === 0) { slotBudget[i] = -1; leaderBudget[i] = -1; continue }
+    const share = weight[i] / totalWeight
+    slotBudget[i] = (1 + epsilon) * (slotTotal + totalBackground) * share - background[i]
+    leaderBudget[i] = (1 + epsilon) * set.totalWeight * share
+  }
+  const strictSlots = feasible(slotBudget, set.maxWeight, slotTotal)
+  const strictLeaders = feasible(leaderBudget, set.maxWeight, set.totalWeight)
+
+  const slotLoad = new Float64Array(n)
+  const leaderLoad = new Float64Array(n)
+  // stamp[i] === k: node i already holds a replica of the k-th key (cheaper than a per-key Set).
+  const stamp = new Int32Array(n).fill(-1)
+  const positions = ring.positions
+  const owners = ring.owners
+  const vnodes = positions.length
+  const placement: Placement = new Map()
+  const followers: number[] = []
+
+  for (let k = 0; k < set.size; k++) {
+    const w = set.weights[k]
+    let leader = -1
+    followers.length = 0
+    let v = ring.vnodeAt(set.hashes[k])
+    for (let step = 0; step < vnodes && (leader < 0 || followers.length < r - 1); step++) {
+      const o = owners[v]
+      if (++v === vnodes) v = 0
+      if (stamp[o] === k) continue
+      const slotRoom = strictSlots ? slotLoad[o] + w <= slotBudget[o] : slotLoad[o] < slotBudget[o]
+      if (!slotRoom) continue
+      if (leader < 0 && (strictLeaders ? leaderLoad[o] + w <= leaderBudget[o] : leaderLoad[o] < leaderBudget[o])) {
+        leader = o
+        leaderLoad[o] += w
+      } else if (followers.length < r - 1) {
+        followers.push(o)
+      } else {
+        continue
+      }
+      stamp[o] = k
+      slotLoad[o] += w
+    }
+    if (leader < 0 || followers.length < r - 1) {
+      leader = completeOverBudget(ring, set.hashes[k], k, w, r, leader, followers, stamp, weight, background, slotLoad, leaderLoad)
+    }
+    const ids = new Array<string>(r)
+    ids[0] = members[leader].id
+    for (let j = 0; j < followers.length; j++) ids[j + 1] = members[followers[j]].id
+    placement.set(set.keys[k], ids)
+  }
+  return placement
+}
+
+/** True when every node can fill its budget to within one largest key and the budgets still cover `total`. */
+function feasible (budget: Float64Array, maxKeyWeight: number, total: number): boolean {
+  let usable = 0
+  for (const b of budget) if (b > maxKeyWeight) usable += b - maxKeyWeight
+  // The budgets are products of shares, so "exactly enough" can come out a rounding error short.
+  return usable >= total * (1 - 1e-9)
+}
+
+/**
+ * The bounded walk went all the way round without a full replica set: take the missing leader and followers
+ * from the least loaded nodes relative to weight, ties to the earlier node on the walk. Returns the leader.
+ */
+function completeOverBudget (
+  ring: HashRing, hash: number, k: number, w: number, r: number, leader: number, followers: number[],
+  stamp: Int32Array, weight: Float64Array, background: Float64Array, slotLoad: Float64Array, leaderLoad: Float64Array,
+): number {
+  const pool: number[] = []
+  const seen = new Set<number>()
+  const owners = ring.owners
+  const vnodes = owners.length
+  for (let step = 0, v = ring.vnodeAt(hash); step < vnodes; step++, v = v + 1 === vnodes ? 0 : v + 1) {
+    if (!seen.has(owners[v])) { seen.add(owners[v]); pool.push(owners[v]) }
+  }
+  if (leader < 0) {
+    let best = -1
+    for (const o of pool) {
+      if (best < 0 || (leaderLoad[o] + w) / weight[o] < (leaderLoad[best] + w) / weight[best]) best = o
+    }
+    leader = best
+    leaderLoad[leader] += w
+    const at = followers.indexOf(leader)
+    if (at >= 0) followers.splice(at, 1)
+    else { stamp[leader] = k; slotLoad[leader] += w }
+  }
+  while (followers.length < r - 1) {
+    let best = -1
+    for (const o of pool) {
+      if (stamp[o] === k) continue
+      if (best < 0 || (slotLoad[o] + background[o] + w) / weight[o] < (slotLoad[best] + background[best] + w) / weight[best]) best = o
+    }
+    followers.push(best)
+    stamp[best] = k
+    slotLoad[best] += w
+  }
+  return leader
+}
