@@ -21,8 +21,12 @@ export const GemConfigSchema = z.strictObject({
     .describe('Interface the HTTP gateway binds to. Use 0.0.0.0 to accept remote clients.'),
   httpPort: port().default(8080)
     .describe('HTTP/WebSocket/SSE gateway port; 0 picks a free port (see node.json for the one chosen).'),
+  mesh: z.boolean().default(true)
+    .describe('Run the libp2p mesh host (tcp, websockets, webrtc-direct, relay server) beside the gateway.'),
   p2pPort: port().default(0)
-    .describe('Mesh (libp2p) listen port; reserved for the mesh transport, 0 = ephemeral.'),
+    .describe('Mesh (libp2p) TCP listen port on `host`; 0 = ephemeral. The websockets and webrtc-direct listeners take free ports.'),
+  webrtcDirect: z.boolean().default(true)
+    .describe('Listen for webrtc-direct (UDP) so browsers can dial this node directly.'),
   join: z.array(z.string().min(1)).default([])
     .describe('Peers to join: another node\'s http URL or multiaddr. Repeat the flag; comma-separated in env.'),
   durability: z.enum(['fsync', 'none']).default('fsync')

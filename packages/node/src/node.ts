@@ -12,6 +12,9 @@ import { componentLogger, createLogger } from './logger.ts'
 import type { Logger } from './logger.ts'
 import { createMetrics } from './metrics.ts'
 import { openLevelTier } from './storage/leveldb-tier.ts'
+import { startNodeMeshHost } from './mesh/node-host.ts'
+import { PeerDirectory } from '@gem-mesh/core/mesh'
+import type { MeshNode } from '@gem-mesh/core/mesh'
 
 /** What `<dataDir>/node.json` holds; other processes (CLI, tests, peers) read it to find a node. */
 export interface NodeFile {
@@ -19,6 +22,8 @@ export interface NodeFile {
   /** Present while the node runs. */
   httpUrl?: string
   multiaddrs?: string[]
+  /** The libp2p peer id (stable: the key is in <dataDir>/peer.key). */
+  peerId?: string
   pid?: number
   startedAt?: string
   stoppedAt?: string
@@ -28,6 +33,8 @@ export interface NodeFile {
 export interface GemNode {
   broker: Broker
   gateway: { url: string, port: number, close(): Promise<void> }
+  /** The libp2p host, when the mesh is on. */
+  mesh?: MeshNode
   url: string
   nodeId: string
   dataDir: string
@@ -52,8 +59,8 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
   const log = root.child({ nodeId })
   const nodeLog = componentLogger(log, 'node')
 
-  if (config.join.length > 0) {
-    nodeLog.warn({ join: config.join }, 'joining a mesh is not available in this build yet; running as a single node')
+  if (!config.mesh && config.join.length > 0) {
+    throw new GemError('BAD_REQUEST', '--join needs the mesh; it is turned off (mesh: false)')
   }
 
   // Everything opened so far, closed in reverse if a later step fails.
@@ -102,6 +109,29 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
     const untrack = metrics.trackGroups(broker) as unknown
     if (typeof untrack === 'function') undo.push(async () => { (untrack as () => void)() })
 
+    let mesh: MeshNode | undefined
+    let directory: PeerDirectory | undefined
+    if (config.mesh) {
+      const meshLog = componentLogger(log, 'mesh')
+      mesh = await startNodeMeshHost({
+        dataDir,
+        host: config.host,
+        tcpPort: config.p2pPort,
+        webrtcDirectPort: config.webrtcDirect ? 0 : false,
+        join: config.join,
+      })
+      const host = mesh
+      undo.push(() => host.stop())
+      // The gateway url is known only once it listens; the directory reads it on every hello.
+      directory = new PeerDirectory(host, () => ({
+        nodeId, peerId: host.localPeerId, httpUrl: gatewayUrl, multiaddrs: host.multiaddrs(), role: 'server', version: VERSION,
+      }), (err, peer) => meshLog.debug({ err, peer }, 'hello failed'))
+      const dir = directory
+      undo.push(() => dir.stop())
+      meshLog.info({ peerId: host.localPeerId, multiaddrs: host.multiaddrs(), join: config.join }, 'mesh host listening')
+    }
+    let gatewayUrl: string | undefined
+
     const gateway = await startGateway({
       broker,
       host: config.host,
@@ -110,15 +140,23 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       metrics,
       limits: { maxPayloadBytes: config.maxPayloadBytes },
       slowConsumer: { ...config.slowConsumer },
-      info: { nodeId, version: VERSION, dataDir },
+      info: {
+        nodeId,
+        version: VERSION,
+        dataDir,
+        ...(mesh !== undefined ? { mesh: { peerId: mesh.localPeerId, multiaddrs: () => mesh.multiaddrs(), peers: () => directory!.peers() } } : {}),
+      },
     })
     undo.push(() => gateway.close())
 
     const url = gateway.url
+    gatewayUrl = url
+    await directory?.start()
     writeNodeFile(dataDir, {
       nodeId,
       httpUrl: url,
-      multiaddrs: [],
+      multiaddrs: mesh?.multiaddrs() ?? [],
+      ...(mesh !== undefined ? { peerId: mesh.localPeerId } : {}),
       pid: process.pid,
       startedAt: new Date().toISOString(),
       version: VERSION,
@@ -141,7 +179,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       return stopping
     }
 
-    return { broker, gateway, url, nodeId, dataDir, logger: log, stop }
+    return { broker, gateway, ...(mesh !== undefined ? { mesh } : {}), url, nodeId, dataDir, logger: log, stop }
   } catch (err) {
     await unwind()
     throw err

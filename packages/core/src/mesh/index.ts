@@ -10,3 +10,5 @@ export { generatePeerKey, peerKeyFromBytes, peerKeyToBytes, peerIdOf } from './p
 export type { PrivateKey } from './peer-key.ts'
 export { multiaddr } from '@multiformats/multiaddr'
 export type { Multiaddr } from '@multiformats/multiaddr'
+export { PeerDirectory, HELLO_PROTOCOL } from './peer-directory.ts'
+export type { NodeCard } from './peer-directory.ts'

@@ -15,7 +15,7 @@ export interface GatewayOptions {
   metrics: GemMetrics
   limits: { maxPayloadBytes: number }
   slowConsumer: { policy: SlowConsumerPolicy, maxBufferedBytes: number }
-  info: { nodeId: string, version: string, dataDir: string }
+  info: GatewayNodeInfo
   /** SSE heartbeat comment interval. Default 15 s. */
   sseHeartbeatMs?: number
 }
@@ -28,7 +28,7 @@ export interface GatewayContext {
   /** Largest REST body or WebSocket frame: room for a full payload after JSON escaping or base64, plus the envelope. */
   readonly maxBodyBytes: number
   readonly slowConsumer: { policy: SlowConsumerPolicy, maxBufferedBytes: number }
-  readonly info: { nodeId: string, version: string, dataDir: string }
+  readonly info: GatewayNodeInfo
   readonly sseHeartbeatMs: number
   readonly startedAt: number
   /** Aborted when the gateway starts closing: long polls and streams end on it. */
@@ -42,4 +42,17 @@ export interface GatewayContext {
 /** Base64 is 4/3 of the bytes and JSON escaping of ordinary text far below 2x: 2x + 64 KiB admits a full payload in either, with its envelope. */
 export function maxBodyBytesFor (maxPayloadBytes: number): number {
   return 2 * maxPayloadBytes + 64 * 1024
+}
+
+/** Who this node is, for /health, /info and /cluster. `mesh` is absent when the node runs without the mesh. */
+export interface GatewayNodeInfo {
+  nodeId: string
+  version: string
+  dataDir: string
+  mesh?: {
+    peerId: string
+    multiaddrs(): string[]
+    /** The other GEM nodes connected now. */
+    peers(): Array<{ nodeId: string, peerId: string, httpUrl?: string, multiaddrs: string[], role: 'server' | 'browser' }>
+  }
 }

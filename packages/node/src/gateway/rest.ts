@@ -61,6 +61,8 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
     http_url: ctx.url,
     ws_url: ctx.url.replace(/^http/, 'ws') + '/ws',
     data_dir: ctx.info.dataDir,
+    peer_id: ctx.info.mesh?.peerId ?? null,
+    multiaddrs: ctx.info.mesh?.multiaddrs() ?? [],
     started_at: isoOf(ctx.startedAt),
     uptime_s: uptime(ctx),
     runtime: { name: 'node', version: process.versions.node, pid: process.pid },
@@ -79,7 +81,8 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
     return new Response(await registry.metrics(), { headers: { 'content-type': registry.contentType } })
   })
 
-  // A single node is its own cluster: one member that leads and holds every partition.
+  // Every partition is still led and held by the node that owns it locally (replication comes with the
+  // mesh's replica layer); the node list is this node plus the GEM nodes connected over the mesh now.
   let elu = perf.eventLoopUtilization()
   app.get('/cluster', () => {
     // Load = event-loop utilization since the previous /cluster answer.
@@ -89,12 +92,23 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
     return json({
       nodes: [{
         id: ctx.info.nodeId,
+        peer_id: ctx.info.mesh?.peerId ?? null,
+        role: 'server',
         http_url: ctx.url,
-        multiaddrs: [],
+        multiaddrs: ctx.info.mesh?.multiaddrs() ?? [],
         state: 'alive',
         load,
         predicted_load: null,
-      }],
+      }, ...(ctx.info.mesh?.peers() ?? []).map(p => ({
+        id: p.nodeId,
+        peer_id: p.peerId,
+        role: p.role,
+        http_url: p.httpUrl ?? null,
+        multiaddrs: p.multiaddrs,
+        state: 'alive',
+        load: null,
+        predicted_load: null,
+      }))],
       partitions: broker.listTopics().flatMap(t => t.offsets.map(o => ({
         topic: t.name,
         partition: o.partition,
