@@ -64,3 +64,13 @@ export const u32 = (n: number): Uint8Array => {
 export const readU32 = (b: Uint8Array): number => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0)
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s)
 export const str = (b: Uint8Array): string => new TextDecoder().decode(b)
+
+/** Runs `fn` with a fresh Mesh and stops every host it started, even when `fn` fails. */
+export async function withMesh<T> (fn: (mesh: Mesh) => Promise<T>): Promise<T> {
+  const mesh = new Mesh()
+  try {
+    return await fn(mesh)
+  } finally {
+    await mesh.stop()
+  }
+}
