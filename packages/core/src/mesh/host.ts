@@ -167,6 +167,9 @@ export async function createMeshHost (options: MeshHostOptions): Promise<MeshNod
         // A tiny mesh has few peers: query as soon as there is one, and look ourselves up quickly so one
         // contact tells us about the others.
         initialQuerySelfInterval: 200,
+        // The default re-runs the self-lookup every 5 minutes, so a peer that joined the chain after our first
+        // lookup stayed unknown that long (seen as a flaky 4-host chain test). GEM meshes are small: 5 s is cheap.
+        querySelfInterval: 5_000,
       }),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true, // membership gossip before anyone else subscribed is not an error
