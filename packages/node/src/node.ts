@@ -109,28 +109,28 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
     const untrack = metrics.trackGroups(broker) as unknown
     if (typeof untrack === 'function') undo.push(async () => { (untrack as () => void)() })
 
-    let mesh: MeshNode | undefined
-    let directory: PeerDirectory | undefined
-    if (config.mesh) {
-      const meshLog = componentLogger(log, 'mesh')
-      mesh = await startNodeMeshHost({
+    // The gateway url is known only once it listens; the directory reads it on every hello.
+    let gatewayUrl: string | undefined
+    const mesh = config.mesh
+      ? await startNodeMeshHost({
         dataDir,
         host: config.host,
         tcpPort: config.p2pPort,
         webrtcDirectPort: config.webrtcDirect ? 0 : false,
         join: config.join,
       })
-      const host = mesh
-      undo.push(() => host.stop())
-      // The gateway url is known only once it listens; the directory reads it on every hello.
-      directory = new PeerDirectory(host, () => ({
-        nodeId, peerId: host.localPeerId, httpUrl: gatewayUrl, multiaddrs: host.multiaddrs(), role: 'server', version: VERSION,
+      : undefined
+    let directory: PeerDirectory | undefined
+    if (mesh !== undefined) {
+      const meshLog = componentLogger(log, 'mesh')
+      undo.push(() => mesh.stop())
+      const dir = new PeerDirectory(mesh, () => ({
+        nodeId, peerId: mesh.localPeerId, httpUrl: gatewayUrl, multiaddrs: mesh.multiaddrs(), role: 'server', version: VERSION,
       }), (err, peer) => meshLog.debug({ err, peer }, 'hello failed'))
-      const dir = directory
       undo.push(() => dir.stop())
-      meshLog.info({ peerId: host.localPeerId, multiaddrs: host.multiaddrs(), join: config.join }, 'mesh host listening')
+      directory = dir
+      meshLog.info({ peerId: mesh.localPeerId, multiaddrs: mesh.multiaddrs(), join: config.join }, 'mesh host listening')
     }
-    let gatewayUrl: string | undefined
 
     const gateway = await startGateway({
       broker,
@@ -144,7 +144,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         nodeId,
         version: VERSION,
         dataDir,
-        ...(mesh !== undefined ? { mesh: { peerId: mesh.localPeerId, multiaddrs: () => mesh.multiaddrs(), peers: () => directory!.peers() } } : {}),
+        ...(mesh !== undefined && directory !== undefined ? { mesh: { peerId: mesh.localPeerId, multiaddrs: () => mesh.multiaddrs(), peers: () => directory.peers() } } : {}),
       },
     })
     undo.push(() => gateway.close())

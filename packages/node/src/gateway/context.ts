@@ -3,6 +3,7 @@
 import type { BrokerApi } from '@gem-mesh/core'
 import type { Logger } from 'pino'
 import type { GemMetrics } from '../metrics.ts'
+import type { NodeCard } from '@gem-mesh/core/mesh'
 
 export type SlowConsumerPolicy = 'disconnect' | 'drop_oldest'
 
@@ -53,6 +54,6 @@ export interface GatewayNodeInfo {
     peerId: string
     multiaddrs(): string[]
     /** The other GEM nodes connected now. */
-    peers(): Array<{ nodeId: string, peerId: string, httpUrl?: string, multiaddrs: string[], role: 'server' | 'browser' }>
+    peers(): NodeCard[]
   }
 }

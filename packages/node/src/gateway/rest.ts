@@ -14,6 +14,7 @@ import { messageView } from './payload.ts'
 import { parsePublishRequest } from './publish-request.ts'
 import { readJson } from './request-body.ts'
 import type { SseStreams } from './sse.ts'
+import type { NodeCard } from '@gem-mesh/core/mesh'
 
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 const READ_LIMIT_DEFAULT = 100
@@ -90,25 +91,11 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
     const load = perf.eventLoopUtilization(now, elu).utilization
     elu = now
     return json({
-      nodes: [{
-        id: ctx.info.nodeId,
-        peer_id: ctx.info.mesh?.peerId ?? null,
-        role: 'server',
-        http_url: ctx.url,
-        multiaddrs: ctx.info.mesh?.multiaddrs() ?? [],
-        state: 'alive',
-        load,
-        predicted_load: null,
-      }, ...(ctx.info.mesh?.peers() ?? []).map(p => ({
-        id: p.nodeId,
-        peer_id: p.peerId,
-        role: p.role,
-        http_url: p.httpUrl ?? null,
-        multiaddrs: p.multiaddrs,
-        state: 'alive',
-        load: null,
-        predicted_load: null,
-      }))],
+      nodes: [
+        nodeView({ nodeId: ctx.info.nodeId, peerId: ctx.info.mesh?.peerId, httpUrl: ctx.url, multiaddrs: ctx.info.mesh?.multiaddrs() ?? [], role: 'server' }, load),
+        // Other nodes' load arrives with membership's load reports; until then it is unknown, not zero.
+        ...(ctx.info.mesh?.peers() ?? []).map(p => nodeView(p, null)),
+      ],
       partitions: broker.listTopics().flatMap(t => t.offsets.map(o => ({
         topic: t.name,
         partition: o.partition,
@@ -314,5 +301,19 @@ function statsView (s: BrokerStats): Record<string, unknown> {
       consumers: g.consumers,
       committed: g.committed.map(x => ({ partition: x.partition, offset: x.offset })),
     })),
+  }
+}
+
+/** One /cluster node entry, the same shape for this node and for the peers the mesh reports. */
+function nodeView (n: Omit<NodeCard, 'peerId'> & { peerId?: string }, load: number | null): Record<string, unknown> {
+  return {
+    id: n.nodeId,
+    peer_id: n.peerId ?? null,
+    role: n.role,
+    http_url: n.httpUrl ?? null,
+    multiaddrs: n.multiaddrs,
+    state: 'alive',
+    load,
+    predicted_load: null,
   }
 }
