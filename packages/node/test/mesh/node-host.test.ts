@@ -45,34 +45,34 @@ async function infoServer (body: unknown): Promise<{ url: string, server: Server
 describe('node mesh host', () => {
   test('the peer id survives restarts: the key is kept in <dataDir>/peer.key, mode 0600', async () => {
     await withMesh(async mesh => {
-    const dir = mesh.dir()
-    const first = await mesh.start({ dataDir: dir })
-    const id = first.peerId
-    await mesh.stopHost(first)
-    assert.equal(statSync(join(dir, PEER_KEY_FILE)).mode & 0o777, 0o600)
-    const second = await mesh.start({ dataDir: dir })
-    assert.equal(second.peerId, id)
-    const other = await mesh.start({ dataDir: mesh.dir() })
-    assert.notEqual(other.peerId, id)
-    // a damaged key is refused, never silently replaced
-    const bad = mesh.dir()
-    writeFileSync(join(bad, PEER_KEY_FILE), 'not a key')
-    await assert.rejects(loadOrCreatePeerKey(bad), (e: unknown) => GemError.is(e, 'CORRUPT_RECORD'))
+      const dir = mesh.dir()
+      const first = await mesh.start({ dataDir: dir })
+      const id = first.peerId
+      await mesh.stopHost(first)
+      assert.equal(statSync(join(dir, PEER_KEY_FILE)).mode & 0o777, 0o600)
+      const second = await mesh.start({ dataDir: dir })
+      assert.equal(second.peerId, id)
+      const other = await mesh.start({ dataDir: mesh.dir() })
+      assert.notEqual(other.peerId, id)
+      // a damaged key is refused, never silently replaced
+      const bad = mesh.dir()
+      writeFileSync(join(bad, PEER_KEY_FILE), 'not a key')
+      await assert.rejects(loadOrCreatePeerKey(bad), (e: unknown) => GemError.is(e, 'CORRUPT_RECORD'))
     })
   })
 
   test('listens on 127.0.0.1 with tcp and websockets by default; both carry GEM frames', async () => {
     await withMesh(async mesh => {
-    const a = await mesh.start()
-    const addrs = a.multiaddrs()
-    assert.ok(addrs.every(m => m.startsWith('/ip4/127.0.0.1/')), addrs.join(', '))
-    const ws = addrs.find(m => m.includes('/ws/'))
-    assert.ok(ws !== undefined, 'a websockets address')
-    await a.handle('/gem/1/echo', (_from, f) => f)
-    const b = await mesh.start()
-    await b.dial(ws)
-    assert.ok(b.node.getConnections()[0].remoteAddr.toString().includes('/ws'))
-    assert.equal(readU32(await b.request(a.peerId, '/gem/1/echo', u32(5))), 5)
+      const a = await mesh.start()
+      const addrs = a.multiaddrs()
+      assert.ok(addrs.every(m => m.startsWith('/ip4/127.0.0.1/')), addrs.join(', '))
+      const ws = addrs.find(m => m.includes('/ws/'))
+      assert.ok(ws !== undefined, 'a websockets address')
+      await a.handle('/gem/1/echo', (_from, f) => f)
+      const b = await mesh.start()
+      await b.dial(ws)
+      assert.ok(b.node.getConnections()[0].remoteAddr.toString().includes('/ws'))
+      assert.equal(readU32(await b.request(a.peerId, '/gem/1/echo', u32(5))), 5)
     })
   })
 

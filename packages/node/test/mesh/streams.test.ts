@@ -13,88 +13,88 @@ const N = 50_000
 describe('mesh streams', () => {
   test(`${N} small frames each way arrive complete and in order per peer and protocol`, async t => {
     await withMesh(async mesh => {
-    const a = await mesh.start()
-    const b = await mesh.start({ bootstrap: [tcpAddr(a)] })
-    await fullMesh([a, b])
-    const seen = new Map<string, number>() // `${to}/${protocol}` -> next expected sequence
-    const disorder: string[] = []
-    const sink = (to: string, protocol: string) => (_from: string, frame: Uint8Array): void => {
-      const key = `${to}${protocol}`
-      const next = seen.get(key) ?? 0
-      const got = readU32(frame)
-      if (got !== next && disorder.length < 5) disorder.push(`${key}: expected ${next}, got ${got}`)
-      seen.set(key, got + 1)
-    }
-    for (const [h, name] of [[a, 'a'], [b, 'b']] as const) {
-      await h.handle('/gem/1/bulk-x', sink(name, '/x'))
-      await h.handle('/gem/1/bulk-y', sink(name, '/y'))
-    }
-    const started = performance.now()
-    const sends: Array<Promise<void>> = []
-    for (let i = 0; i < N; i++) {
-      const frame = new Uint8Array(32)
-      frame.set(u32(i))
-      sends.push(a.send(b.peerId, '/gem/1/bulk-x', frame), a.send(b.peerId, '/gem/1/bulk-y', frame), b.send(a.peerId, '/gem/1/bulk-x', frame))
-    }
-    await Promise.all(sends)
-    await waitFor(() => ['b/x', 'b/y', 'a/x'].every(k => seen.get(k) === N), 'every frame at its receiver', 60_000)
-    const secs = (performance.now() - started) / 1000
-    assert.deepEqual(disorder, [])
-    t.diagnostic(`${3 * N} frames of 32 bytes over tcp (two in-process hosts, 3 streams): ${Math.round(3 * N / secs)} frames/s`)
+      const a = await mesh.start()
+      const b = await mesh.start({ bootstrap: [tcpAddr(a)] })
+      await fullMesh([a, b])
+      const seen = new Map<string, number>() // `${to}/${protocol}` -> next expected sequence
+      const disorder: string[] = []
+      const sink = (to: string, protocol: string) => (_from: string, frame: Uint8Array): void => {
+        const key = `${to}${protocol}`
+        const next = seen.get(key) ?? 0
+        const got = readU32(frame)
+        if (got !== next && disorder.length < 5) disorder.push(`${key}: expected ${next}, got ${got}`)
+        seen.set(key, got + 1)
+      }
+      for (const [h, name] of [[a, 'a'], [b, 'b']] as const) {
+        await h.handle('/gem/1/bulk-x', sink(name, '/x'))
+        await h.handle('/gem/1/bulk-y', sink(name, '/y'))
+      }
+      const started = performance.now()
+      const sends: Array<Promise<void>> = []
+      for (let i = 0; i < N; i++) {
+        const frame = new Uint8Array(32)
+        frame.set(u32(i))
+        sends.push(a.send(b.peerId, '/gem/1/bulk-x', frame), a.send(b.peerId, '/gem/1/bulk-y', frame), b.send(a.peerId, '/gem/1/bulk-x', frame))
+      }
+      await Promise.all(sends)
+      await waitFor(() => ['b/x', 'b/y', 'a/x'].every(k => seen.get(k) === N), 'every frame at its receiver', 60_000)
+      const secs = (performance.now() - started) / 1000
+      assert.deepEqual(disorder, [])
+      t.diagnostic(`${3 * N} frames of 32 bytes over tcp (two in-process hosts, 3 streams): ${Math.round(3 * N / secs)} frames/s`)
     })
   })
 
   test('a sender that awaits every send still gets all frames through in order', async () => {
     await withMesh(async mesh => {
-    const a = await mesh.start()
-    const b = await mesh.start({ bootstrap: [tcpAddr(a)] })
-    const got: number[] = []
-    await b.handle('/gem/1/seq', (_from, f) => { got.push(readU32(f)) })
-    for (let i = 0; i < 500; i++) await a.send(b.peerId, '/gem/1/seq', u32(i))
-    await waitFor(() => got.length === 500, '500 frames')
-    assert.deepEqual(got, Array.from({ length: 500 }, (_, i) => i))
+      const a = await mesh.start()
+      const b = await mesh.start({ bootstrap: [tcpAddr(a)] })
+      const got: number[] = []
+      await b.handle('/gem/1/seq', (_from, f) => { got.push(readU32(f)) })
+      for (let i = 0; i < 500; i++) await a.send(b.peerId, '/gem/1/seq', u32(i))
+      await waitFor(() => got.length === 500, '500 frames')
+      assert.deepEqual(got, Array.from({ length: 500 }, (_, i) => i))
     })
   })
 
   test('a full queue makes send wait (backpressure) and loses nothing', async () => {
     await withMesh(async mesh => {
-    const a = await mesh.start({ maxQueuedBytes: 4096 })
-    const b = await mesh.start({ bootstrap: [tcpAddr(a)] })
-    const got: number[] = []
-    await b.handle('/gem/1/bp', (_from, f) => { got.push(readU32(f)) })
-    await a.send(b.peerId, '/gem/1/bp', u32(0)) // stream open
-    let pendingAtReturn = 0
-    const sends: Array<Promise<void>> = []
-    for (let i = 1; i <= 2000; i++) {
-      const frame = new Uint8Array(200)
-      frame.set(u32(i))
-      let settled = false
-      const p = a.send(b.peerId, '/gem/1/bp', frame)
-      p.then(() => { settled = true }, () => { settled = true })
-      await null // let an already-resolved promise report itself
-      if (!settled) pendingAtReturn++
-      sends.push(p)
-      if (i % 100 === 0) await Promise.all(sends.splice(0))
-    }
-    await Promise.all(sends)
-    await waitFor(() => got.length === 2001, 'all 2001 frames')
-    assert.deepEqual(got, Array.from({ length: 2001 }, (_, i) => i))
-    assert.ok(pendingAtReturn > 0, 'some sends waited for queue space')
+      const a = await mesh.start({ maxQueuedBytes: 4096 })
+      const b = await mesh.start({ bootstrap: [tcpAddr(a)] })
+      const got: number[] = []
+      await b.handle('/gem/1/bp', (_from, f) => { got.push(readU32(f)) })
+      await a.send(b.peerId, '/gem/1/bp', u32(0)) // stream open
+      let pendingAtReturn = 0
+      const sends: Array<Promise<void>> = []
+      for (let i = 1; i <= 2000; i++) {
+        const frame = new Uint8Array(200)
+        frame.set(u32(i))
+        let settled = false
+        const p = a.send(b.peerId, '/gem/1/bp', frame)
+        p.then(() => { settled = true }, () => { settled = true })
+        await null // let an already-resolved promise report itself
+        if (!settled) pendingAtReturn++
+        sends.push(p)
+        if (i % 100 === 0) await Promise.all(sends.splice(0))
+      }
+      await Promise.all(sends)
+      await waitFor(() => got.length === 2001, 'all 2001 frames')
+      assert.deepEqual(got, Array.from({ length: 2001 }, (_, i) => i))
+      assert.ok(pendingAtReturn > 0, 'some sends waited for queue space')
     })
   })
 
   test('request/response: answers, handler errors keep their code, timeouts reject with TIMEOUT', async () => {
     await withMesh(async mesh => {
-    const a = await mesh.start()
-    const b = await mesh.start({ bootstrap: [tcpAddr(a)] })
-    await b.handle('/gem/1/control', async (from, f) => {
-      const cmd = str(f)
-      if (cmd === 'echo-from') return text(from)
-      if (cmd === 'not-leader') throw new GemError('NOT_LEADER', 'ask node-2')
-      if (cmd === 'boom') throw new Error('kaboom')
-      if (cmd === 'silent') return new Promise<never>(() => {})
-      if (cmd === 'void') return undefined
-      return f
+      const a = await mesh.start()
+      const b = await mesh.start({ bootstrap: [tcpAddr(a)] })
+      await b.handle('/gem/1/control', async (from, f) => {
+        const cmd = str(f)
+        if (cmd === 'echo-from') return text(from)
+        if (cmd === 'not-leader') throw new GemError('NOT_LEADER', 'ask node-2')
+        if (cmd === 'boom') throw new Error('kaboom')
+        if (cmd === 'silent') return new Promise<never>(() => {})
+        if (cmd === 'void') return undefined
+        return f
     })
     assert.equal(str(await a.request(b.peerId, '/gem/1/control', text('echo-from'))), a.peerId)
     assert.deepEqual(await a.request(b.peerId, '/gem/1/control', text('void')), new Uint8Array(0))
@@ -115,10 +115,10 @@ describe('mesh streams', () => {
 
   test('an oversize frame is refused before it is sent', async () => {
     await withMesh(async mesh => {
-    const a = await mesh.start({ maxFrameBytes: 1024 })
-    const b = await mesh.start({ bootstrap: [tcpAddr(a)] })
-    await assert.rejects(a.send(b.peerId, '/gem/1/big', new Uint8Array(1025)), (e: unknown) => GemError.is(e, 'PAYLOAD_TOO_LARGE'))
-    await assert.rejects(a.send(b.peerId, 'no-prefix', new Uint8Array(1)), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+      const a = await mesh.start({ maxFrameBytes: 1024 })
+      const b = await mesh.start({ bootstrap: [tcpAddr(a)] })
+      await assert.rejects(a.send(b.peerId, '/gem/1/big', new Uint8Array(1025)), (e: unknown) => GemError.is(e, 'PAYLOAD_TOO_LARGE'))
+      await assert.rejects(a.send(b.peerId, 'no-prefix', new Uint8Array(1)), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
     })
   })
 
