@@ -668,8 +668,9 @@ export class Membership {
       }
       case 'suspect': {
         if (m === undefined || u.incarnation < m.incarnation || m.state === 'dead' || m.state === 'left') { this.#stats.staleUpdates++; return }
-        if (m.state === 'suspect') {
-          if (u.incarnation > m.incarnation) m.incarnation = u.incarnation
+        // A suspicion of an incarnation we never saw alive means the member refuted and is suspected afresh:
+        // the old timer (and its confirmations) are about a life that is over, so it falls through and restarts.
+        if (m.state === 'suspect' && u.incarnation === m.incarnation) {
           if (m.suspicion !== undefined && m.suspicion.confirm(u.from)) {
             this.#stats.confirmations++
             // Re-gossip under the confirmer's name, so others count the same independent evidence.
