@@ -1,0 +1,365 @@
+// One replica of one partition: leader election by epoch, majority commit, fencing and log repair (Raft's rules).
+// Sans-I/O: events go in (messages, timer ticks, durable writes), actions come out; it never touches a clock or disk.
+import { GemError } from '../errors.ts'
+import type { AppendReply, AppendRequest, Entry, ReplicaMeta, ReplicaWrite, ReplicationMessage, VoteReply, VoteRequest } from './messages.ts'
+
+export type Role = 'follower' | 'candidate' | 'leader'
+
+export type ReplicaAction<T> =
+  | { type: 'send', to: string, message: ReplicationMessage<T> }
+  /** Persist atomically, then call `durable(token)`. Writes must be applied in the order they are issued. */
+  | { type: 'write', token: number, write: ReplicaWrite<T> }
+
+export interface ReplicaConfig {
+  /** Election timeout, randomised in [min, max) ms per attempt. */
+  electionMinMs: number
+  electionMaxMs: number
+  /** Leader heartbeat interval; keep it well below electionMinMs. */
+  heartbeatMs: number
+  /** Entries per append message at most. */
+  maxBatch: number
+}
+
+export const DEFAULT_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 300, electionMaxMs: 600, heartbeatMs: 50, maxBatch: 512 }
+
+/** What a replica recovered from its disk. */
+export interface RecoveredState<T> {
+  meta: ReplicaMeta
+  entries: Array<Entry<T>>
+  /** Entries that failed their checksum or were missing: the log was cut there and the replica must repair. */
+  damaged: boolean
+}
+
+interface FollowerProgress {
+  /** Next offset to send. */
+  next: number
+  /** Highest offset known to match the leader's log and be durable there. */
+  match: number
+  /** Last time this follower answered in the current epoch, for check-quorum. */
+  heardAt: number
+  /** The last resume point asked for, and when: later refusals with the same point are echoes. */
+  resumedAt: number
+  resumedWhen: number
+}
+
+export class PartitionReplica<T> {
+  readonly id: string
+  readonly replicas: readonly string[]
+  private readonly cfg: ReplicaConfig
+  private readonly random: () => number
+  private readonly out: Array<ReplicaAction<T>> = []
+
+  private log: Array<Entry<T>>
+  private meta: ReplicaMeta
+  /** Log end that is on disk; the leader counts itself only up to here. */
+  private durableEnd: number
+  private writeSeq = 0
+  /** Replies owed once a write is durable. */
+  private readonly afterWrite = new Map<number, { end: number, messages: Array<{ to: string, message: ReplicationMessage<T> }> }>()
+
+  role: Role = 'follower'
+  leader: string | null = null
+  private votes = new Set<string>()
+  private electionAt = 0
+  private heartbeatAt = 0
+  private lastLeaderContact = -Infinity
+  private readonly progress = new Map<string, FollowerProgress>()
+  /** The leader's log end when it won: once its commit reaches it, every entry an earlier leader may have committed is committed again in this epoch. */
+  private electedEnd = 0
+
+  constructor (id: string, replicas: readonly string[], recovered: RecoveredState<T>, now: number, random: () => number, config: Partial<ReplicaConfig> = {}) {
+    if (!replicas.includes(id)) throw new GemError('BAD_REQUEST', `replica ${id} is not in its replica set`)
+    this.id = id
+    this.replicas = [...replicas]
+    this.cfg = { ...DEFAULT_REPLICA_CONFIG, ...config }
+    this.random = random
+    this.log = recovered.entries
+    this.meta = { ...recovered.meta, groups: { ...recovered.meta.groups } }
+    this.durableEnd = this.log.length
+    this.meta.commit = Math.min(this.meta.commit, this.log.length)
+    if (recovered.damaged || recovered.entries.length < recovered.meta.end) {
+      // Entries it may have acknowledged are gone: until a leader's log has filled them in again, its
+      // vote could help elect a leader that lacks a committed entry.
+      this.meta.repairing = true
+      this.meta.end = this.log.length
+      this.persist({ truncateFrom: this.log.length, entries: [] })
+    }
+    this.resetElection(now)
+  }
+
+  // ---- reading the state ---------------------------------------------------------------------
+
+  get epoch (): number { return this.meta.epoch }
+  get commit (): number { return this.meta.commit }
+  get end (): number { return this.log.length }
+  get repairing (): boolean { return this.meta.repairing }
+  get groups (): Readonly<Record<string, number>> { return this.meta.groups }
+  entry (offset: number): Entry<T> | undefined { return this.log[offset] }
+  /** Committed entries from `from`, at most `max`. */
+  committed (from: number, max: number): Array<Entry<T>> { return this.log.slice(from, Math.min(this.meta.commit, from + max)) }
+  get lastEpoch (): number { return this.log.length === 0 ? 0 : this.log[this.log.length - 1].epoch }
+  /** Earliest time `tick` has something to do. */
+  get nextTimer (): number { return this.role === 'leader' ? this.heartbeatAt : this.electionAt }
+
+  /** Takes the actions produced since the last call. */
+  drain (): Array<ReplicaAction<T>> { return this.out.splice(0) }
+
+  // ---- leader API ----------------------------------------------------------------------------
+
+  /** Appends values to the leader's log; they commit once a majority has them. Throws NOT_LEADER. */
+  propose (values: readonly T[], now: number): { epoch: number, start: number } {
+    if (this.role !== 'leader') throw new GemError('NOT_LEADER', `replica ${this.id} is not the leader`, { leader: this.leader })
+    const start = this.log.length
+    const entries = values.map(value => ({ epoch: this.meta.epoch, value }))
+    this.log.push(...entries)
+    this.persist({ entries })
+    this.broadcast(now, false)
+    return { epoch: this.meta.epoch, start }
+  }
+
+  /** Records a consumer group's acknowledged floor; it travels with the next appends. */
+  setGroupFloor (group: string, floor: number): void {
+    if (this.role !== 'leader') throw new GemError('NOT_LEADER', `replica ${this.id} is not the leader`, { leader: this.leader })
+    if (floor > this.meta.commit) throw new GemError('BAD_REQUEST', `group floor ${floor} is past the commit point ${this.meta.commit}`)
+    if ((this.meta.groups[group] ?? 0) >= floor) return
+    this.meta.groups[group] = floor
+    this.persist({ entries: [] })
+  }
+
+  // ---- events --------------------------------------------------------------------------------
+
+  tick (now: number): void {
+    if (this.role === 'leader') {
+      if (now >= this.heartbeatAt) {
+        if (!this.quorumHeard(now)) { this.stepDown(this.meta.epoch, null, now); return }
+        this.broadcast(now, true)
+      }
+      return
+    }
+    if (now >= this.electionAt) {
+      if (this.meta.repairing) { this.resetElection(now); return }
+      this.startElection(now)
+    }
+  }
+
+  /** A write issued earlier is durable. */
+  durable (token: number, now: number): void {
+    const done = this.afterWrite.get(token)
+    if (done === undefined) return
+    this.afterWrite.delete(token)
+    this.durableEnd = Math.max(this.durableEnd, done.end)
+    for (const m of done.messages) this.out.push({ type: 'send', ...m })
+    if (this.role === 'leader') this.advanceCommit(now)
+  }
+
+  receive (from: string, message: ReplicationMessage<T>, now: number): void {
+    if (!this.replicas.includes(from) || from === this.id) return
+    if (message.epoch > this.meta.epoch) {
+      // A vote request from a node that cannot reach the leader must not depose a leader we hear from.
+      if (message.type === 'vote' && (this.role === 'leader' || now - this.lastLeaderContact < this.cfg.electionMinMs)) return
+      this.stepDown(message.epoch, null, now)
+    }
+    switch (message.type) {
+      case 'vote': this.onVote(from, message, now); break
+      case 'vote-reply': this.onVoteReply(from, message, now); break
+      case 'append': this.onAppend(from, message, now); break
+      case 'append-reply': this.onAppendReply(from, message, now); break
+    }
+  }
+
+  // ---- elections -----------------------------------------------------------------------------
+
+  private startElection (now: number): void {
+    this.role = 'candidate'
+    this.leader = null
+    this.meta.epoch++
+    this.meta.votedFor = this.id
+    this.votes = new Set([this.id])
+    this.resetElection(now)
+    const request: VoteRequest = { v: 1, type: 'vote', epoch: this.meta.epoch, candidate: this.id, lastEpoch: this.lastEpoch, end: this.log.length }
+    // The vote for itself must be on disk before it asks, or a restart could vote twice in one epoch.
+    this.persist({ entries: [] }, this.others().map(to => ({ to, message: request })))
+    if (this.replicas.length === 1) this.becomeLeader(now)
+  }
+
+  private onVote (from: string, m: VoteRequest, now: number): void {
+    const upToDate = m.lastEpoch > this.lastEpoch || (m.lastEpoch === this.lastEpoch && m.end >= this.log.length)
+    const grant = m.epoch === this.meta.epoch && !this.meta.repairing && this.role !== 'leader' &&
+      (this.meta.votedFor === null || this.meta.votedFor === m.candidate) && upToDate
+    const reply: VoteReply = { v: 1, type: 'vote-reply', epoch: this.meta.epoch, granted: grant }
+    if (!grant) { this.out.push({ type: 'send', to: from, message: reply }); return }
+    this.meta.votedFor = m.candidate
+    this.resetElection(now)
+    this.persist({ entries: [] }, [{ to: from, message: reply }])
+  }
+
+  private onVoteReply (from: string, m: VoteReply, now: number): void {
+    if (this.role !== 'candidate' || m.epoch !== this.meta.epoch || !m.granted) return
+    this.votes.add(from)
+    if (this.votes.size >= this.majority()) this.becomeLeader(now)
+  }
+
+  private becomeLeader (now: number): void {
+    this.role = 'leader'
+    this.leader = this.id
+    // Re-stamp the tail this leader cannot prove committed with its own epoch: those entries then commit
+    // by Raft's current-epoch rule as soon as a majority holds them, with no marker entry taking an offset
+    // (offsets stay dense). Only this leader writes entries of this epoch, so logs still match by (offset, epoch).
+    const from = this.meta.commit
+    this.electedEnd = this.log.length
+    if (from < this.log.length) {
+      for (let i = from; i < this.log.length; i++) this.log[i] = { epoch: this.meta.epoch, value: this.log[i].value }
+      this.persist({ truncateFrom: from, entries: this.log.slice(from) })
+    }
+    this.progress.clear()
+    for (const p of this.others()) this.progress.set(p, { next: this.log.length, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity })
+    this.broadcast(now, true)
+  }
+
+  private stepDown (epoch: number, leader: string | null, now: number): void {
+    const changed = epoch > this.meta.epoch
+    if (changed) { this.meta.epoch = epoch; this.meta.votedFor = null }
+    if (this.role !== 'follower' || changed) {
+      this.role = 'follower'
+      this.progress.clear()
+      this.resetElection(now)
+    }
+    this.leader = leader
+    if (changed) this.persist({ entries: [] })
+  }
+
+  // ---- replication ---------------------------------------------------------------------------
+
+  private onAppend (from: string, m: AppendRequest<T>, now: number): void {
+    const reject = (end: number): void => {
+      const reply: AppendReply = { v: 1, type: 'append-reply', epoch: this.meta.epoch, from: this.id, ok: false, end }
+      this.out.push({ type: 'send', to: from, message: reply })
+    }
+    if (m.epoch < this.meta.epoch) { reject(this.log.length); return } // fenced: tells the stale leader the newer epoch
+    if (this.role !== 'follower' || this.leader !== from) this.stepDown(m.epoch, from, now)
+    this.lastLeaderContact = now
+    this.resetElection(now)
+    if (m.prev > this.log.length) { reject(this.log.length); return }
+    if (m.prev > 0 && this.log[m.prev - 1].epoch !== m.prevEpoch) {
+      // Back off to the start of our epoch at that point: the leader's log diverges somewhere after it.
+      const e = this.log[m.prev - 1].epoch
+      let i = m.prev - 1
+      while (i > 0 && this.log[i - 1].epoch === e) i--
+      reject(i)
+      return
+    }
+    // Skip what we already hold with the same epoch; a delayed, shorter batch must never cut entries
+    // we acknowledged to this leader.
+    let i = 0
+    while (i < m.entries.length && m.prev + i < this.log.length && this.log[m.prev + i].epoch === m.entries[i].epoch) i++
+    const matched = m.prev + m.entries.length
+    let write: Omit<ReplicaWrite<T>, 'meta'> | undefined
+    if (i < m.entries.length) {
+      const at = m.prev + i
+      const fresh = m.entries.slice(i)
+      if (at < this.log.length) this.log.length = at
+      this.log.push(...fresh)
+      write = { truncateFrom: at, entries: fresh }
+    }
+    const commit = Math.max(this.meta.commit, Math.min(m.commit, matched))
+    const groupsChanged = Object.entries(m.groups).some(([g, f]) => this.meta.groups[g] !== f)
+    // Repaired once it holds the leader's commit point, and that point covers everything the leader held
+    // when elected: that is every entry any earlier leader could have acknowledged.
+    const repaired = this.meta.repairing && m.stable && matched >= m.commit
+    const reply: AppendReply = { v: 1, type: 'append-reply', epoch: this.meta.epoch, from: this.id, ok: true, end: matched }
+    if (write === undefined && !groupsChanged && !repaired && commit === this.meta.commit && matched <= this.durableEnd) {
+      this.out.push({ type: 'send', to: from, message: reply })
+      return
+    }
+    this.meta.commit = commit
+    if (groupsChanged) this.meta.groups = { ...m.groups }
+    if (repaired) this.meta.repairing = false
+    this.persist(write ?? { entries: [] }, [{ to: from, message: reply }])
+  }
+
+  private onAppendReply (from: string, m: AppendReply, now: number): void {
+    if (this.role !== 'leader' || m.epoch !== this.meta.epoch) return
+    const p = this.progress.get(from)
+    if (p === undefined) return
+    p.heardAt = now
+    if (m.ok) {
+      if (m.end > p.match) p.match = m.end
+      if (p.next < p.match) p.next = p.match
+      this.advanceCommit(now)
+      if (p.next < this.log.length) this.sendAppend(from, p)
+    } else {
+      // Every pipelined batch behind a gap is refused with the same resume point: resend once per point.
+      // A follower that answers below what it once matched lost entries to its disk: believe it.
+      if (m.end < p.match) p.match = m.end
+      const resume = Math.min(m.end, this.log.length)
+      if (resume === p.resumedAt && now - p.resumedWhen < this.cfg.heartbeatMs) return
+      p.resumedAt = resume
+      p.resumedWhen = now
+      p.next = resume
+      this.sendAppend(from, p)
+    }
+  }
+
+  private advanceCommit (now: number): void {
+    const ends = [this.durableEnd, ...[...this.progress.values()].map(p => p.match)].sort((a, b) => b - a)
+    const n = ends[this.majority() - 1]
+    if (n > this.meta.commit && this.log[n - 1].epoch === this.meta.epoch) {
+      this.meta.commit = n
+      // The commit point is only a hint on disk (followers relearn it); it rides along with the next write.
+      this.broadcast(now, false)
+    }
+  }
+
+  private broadcast (now: number, heartbeat: boolean): void {
+    if (this.role !== 'leader') return
+    for (const [to, p] of this.progress) this.sendAppend(to, p)
+    if (heartbeat) this.heartbeatAt = now + this.cfg.heartbeatMs
+  }
+
+  private sendAppend (to: string, p: FollowerProgress): void {
+    const entries = this.log.slice(p.next, p.next + this.cfg.maxBatch)
+    const message: AppendRequest<T> = {
+      v: 1,
+      type: 'append',
+      epoch: this.meta.epoch,
+      leader: this.id,
+      prev: p.next,
+      prevEpoch: p.next === 0 ? 0 : this.log[p.next - 1].epoch,
+      entries,
+      commit: this.meta.commit,
+      stable: this.meta.commit >= this.electedEnd,
+      groups: { ...this.meta.groups },
+    }
+    // Pipelined: assume it arrives; a gap makes the follower answer with where to resume.
+    p.next += entries.length
+    this.out.push({ type: 'send', to, message })
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  private persist (change: Omit<ReplicaWrite<T>, 'meta'>, then: Array<{ to: string, message: ReplicationMessage<T> }> = []): void {
+    this.meta.end = this.log.length
+    if (change.truncateFrom !== undefined) {
+      // Entries from there on are replaced: earlier writes still in flight no longer vouch for them.
+      this.durableEnd = Math.min(this.durableEnd, change.truncateFrom)
+      for (const w of this.afterWrite.values()) w.end = Math.min(w.end, change.truncateFrom)
+    }
+    const token = ++this.writeSeq
+    const write: ReplicaWrite<T> = { ...change, meta: { ...this.meta, groups: { ...this.meta.groups } } }
+    this.afterWrite.set(token, { end: this.log.length, messages: then })
+    this.out.push({ type: 'write', token, write })
+  }
+
+  private quorumHeard (now: number): boolean {
+    let heard = 1
+    for (const p of this.progress.values()) if (now - p.heardAt < this.cfg.electionMaxMs) heard++
+    return heard >= this.majority()
+  }
+
+  private resetElection (now: number): void {
+    this.electionAt = now + this.cfg.electionMinMs + Math.floor(this.random() * (this.cfg.electionMaxMs - this.cfg.electionMinMs))
+  }
+
+  private majority (): number { return Math.floor(this.replicas.length / 2) + 1 }
+  private others (): string[] { return this.replicas.filter(r => r !== this.id) }
+}

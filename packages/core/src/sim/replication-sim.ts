@@ -1,0 +1,439 @@
+// The deterministic simulator of one replicated partition: replicas, producers and a consumer group on a faulty
+// network and faulty disks, in virtual time, from one seed; it checks the replication invariants as it runs.
+import { PartitionReplica } from '../replication/replica.ts'
+import type { ReplicaConfig } from '../replication/replica.ts'
+import type { ReplicationMessage } from '../replication/messages.ts'
+import { SimDisk } from './disk.ts'
+import { CALM, SimNetwork } from './network.ts'
+import { Prng } from './prng.ts'
+import { SimScheduler } from './scheduler.ts'
+
+/** What producers publish: the id is what idempotency and the invariants track. */
+export interface SimValue { id: string, producer: string, seq: number }
+
+type ClientMessage =
+  | { type: 'publish', req: number, value: SimValue }
+  | { type: 'publish-reply', req: number, id: string, ok: boolean, offset?: number, leader?: string | null }
+  | { type: 'fetch', req: number, group: string, max: number }
+  | { type: 'fetch-reply', req: number, ok: boolean, from: number, ids: string[], leader?: string | null }
+  | { type: 'commit-offset', group: string, upTo: number }
+
+type SimMessage = ReplicationMessage<SimValue> | ClientMessage
+
+export interface ReplicationSimOptions {
+  seed: number
+  /** Replicas of the partition. Default: 3, or 5 for one seed in four. */
+  nodes?: number
+  producers?: number
+  messagesPerProducer?: number
+  /** Virtual ms during which faults are injected. Default 6000. */
+  faultMs?: number
+  /** Virtual ms after the faults stop within which everything must converge. Default 30000. */
+  settleMs?: number
+  /** false: a calm run with no faults at all. */
+  faults?: boolean
+  replica?: Partial<ReplicaConfig>
+  /** Receives one line per fault and per leadership change. */
+  trace?: (line: string) => void
+}
+
+export interface ReplicationSimResult {
+  seed: number
+  nodes: number
+  violations: string[]
+  acked: number
+  committed: number
+  elections: number
+  maxEpoch: number
+  faults: string[]
+  events: number
+  virtualMs: number
+  /** Virtual ms from the end of the fault phase until everything converged (or the settle limit). */
+  settledInMs: number
+}
+
+const GROUP = 'g'
+const CLIENT_TIMEOUT_MS = 400
+
+interface Pending { client: string, req: number, id: string, offset: number, epoch: number }
+
+class Checker {
+  readonly violations: string[] = []
+  /** offset -> id, as first seen committed anywhere. */
+  readonly committed = new Map<number, string>()
+  /** epoch -> the one node allowed to acknowledge publishes in it. */
+  readonly ackers = new Map<number, string>()
+  /** id -> the offset its producer was told. */
+  readonly clientAcks = new Map<string, number>()
+
+  violation (what: string): void { if (this.violations.length < 20) this.violations.push(what) }
+
+  committedAt (offset: number, id: string, node: string): void {
+    const seen = this.committed.get(offset)
+    if (seen === undefined) this.committed.set(offset, id)
+    else if (seen !== id) this.violation(`divergent commit at offset ${offset}: ${seen} elsewhere, ${id} on ${node}`)
+  }
+
+  leaderAcked (epoch: number, node: string): void {
+    const other = this.ackers.get(epoch)
+    if (other === undefined) this.ackers.set(epoch, node)
+    else if (other !== node) this.violation(`two leaders acknowledged in epoch ${epoch}: ${other} and ${node}`)
+  }
+
+  clientAcked (id: string, offset: number): void {
+    const before = this.clientAcks.get(id)
+    if (before !== undefined && before !== offset) this.violation(`${id} acknowledged at offset ${before} and again at ${offset}`)
+    this.clientAcks.set(id, offset)
+  }
+}
+
+class SimNode {
+  replica: PartitionReplica<SimValue> | undefined
+  pending: Pending[] = []
+  idIndex = new Map<string, number>()
+  indexedEpoch = -1
+  commitSeen = 0
+  timerGen = 0
+  timerAt = Infinity
+  lastRole = 'down'
+  /** The fault injector damaged this disk and the replica has not yet repaired. */
+  damaged = false
+  readonly id: string
+  readonly disk: SimDisk<SimValue>
+
+  constructor (id: string, disk: SimDisk<SimValue>) { this.id = id; this.disk = disk }
+  get up (): boolean { return this.replica !== undefined }
+}
+
+export function runReplicationSim (options: ReplicationSimOptions): ReplicationSimResult {
+  const rng = new Prng(options.seed)
+  const n = options.nodes ?? (rng.chance(0.25) ? 5 : 3)
+  const f = Math.floor((n - 1) / 2)
+  const faultMs = options.faultMs ?? 6000
+  const settleMs = options.settleMs ?? 30_000
+  const withFaults = options.faults ?? true
+  const trace = options.trace ?? (() => {})
+  const sched = new SimScheduler()
+  const net = new SimNetwork<SimMessage>(sched, rng.fork())
+  const check = new Checker()
+  const ids = Array.from({ length: n }, (_, i) => `n${i}`)
+  const nodes = new Map(ids.map(id => [id, new SimNode(id, new SimDisk<SimValue>(sched, rng.fork()))]))
+  const nodeRng = new Map(ids.map(id => [id, rng.fork()]))
+  const faultRng = rng.fork()
+  const faultLog: string[] = []
+  let elections = 0
+  let maxEpoch = 0
+
+  // ---- replicas --------------------------------------------------------------------------------
+
+  function flush (node: SimNode): void {
+    const r = node.replica
+    if (r === undefined) return
+    for (const a of r.drain()) {
+      if (a.type === 'send') net.send(node.id, a.to, a.message)
+      else node.disk.write(a.write, () => { if (node.replica === r) { r.durable(a.token, sched.now); flush(node) } })
+    }
+    const role = `${r.role}@${r.epoch}`
+    if (role !== node.lastRole) {
+      if (r.role === 'leader') { elections++; trace(`${sched.now} ${node.id} leader of epoch ${r.epoch} (end ${r.end}, commit ${r.commit})`) }
+      node.lastRole = role
+    }
+    maxEpoch = Math.max(maxEpoch, r.epoch)
+    // Commits first, so an ack below always refers to an offset the checker has seen committed.
+    for (; node.commitSeen < r.commit; node.commitSeen++) check.committedAt(node.commitSeen, r.entry(node.commitSeen)!.value.id, node.id)
+    if (node.commitSeen > r.commit) node.commitSeen = r.commit
+    if (node.pending.length > 0) {
+      const keep: Pending[] = []
+      for (const p of node.pending) {
+        if (r.role !== 'leader' || r.epoch !== p.epoch) reply(node, p.client, { type: 'publish-reply', req: p.req, id: p.id, ok: false, leader: r.leader })
+        else if (p.offset < r.commit) {
+          check.leaderAcked(p.epoch, node.id)
+          reply(node, p.client, { type: 'publish-reply', req: p.req, id: p.id, ok: true, offset: p.offset })
+        } else keep.push(p)
+      }
+      node.pending = keep
+    }
+    if (r.nextTimer !== node.timerAt) {
+      node.timerAt = r.nextTimer
+      const gen = ++node.timerGen
+      sched.at(r.nextTimer, () => {
+        if (node.timerGen !== gen || node.replica !== r) return
+        node.timerAt = Infinity
+        r.tick(sched.now)
+        flush(node)
+      })
+    }
+  }
+
+  function reply (node: SimNode, client: string, m: ClientMessage): void { net.send(node.id, client, m) }
+
+  function onNodeMessage (node: SimNode, from: string, m: SimMessage): void {
+    const r = node.replica
+    if (r === undefined) return
+    switch (m.type) {
+      case 'publish': onPublish(node, r, from, m); break
+      case 'fetch': {
+        if (r.role !== 'leader') { reply(node, from, { type: 'fetch-reply', req: m.req, ok: false, from: 0, ids: [], leader: r.leader }); break }
+        const start = r.groups[m.group] ?? 0
+        reply(node, from, { type: 'fetch-reply', req: m.req, ok: true, from: start, ids: r.committed(start, m.max).map(e => e.value.id) })
+        break
+      }
+      case 'commit-offset':
+        if (r.role === 'leader' && m.upTo <= r.commit) r.setGroupFloor(m.group, m.upTo)
+        break
+      case 'publish-reply': case 'fetch-reply': break
+      default: r.receive(from, m, sched.now)
+    }
+    flush(node)
+  }
+
+  function onPublish (node: SimNode, r: PartitionReplica<SimValue>, client: string, m: { req: number, value: SimValue }): void {
+    if (r.role !== 'leader') { reply(node, client, { type: 'publish-reply', req: m.req, id: m.value.id, ok: false, leader: r.leader }); return }
+    if (node.indexedEpoch !== r.epoch) {
+      // The idempotency index covers the whole log this leader holds, so a retried id is never stored twice.
+      node.idIndex = new Map()
+      for (let i = 0; i < r.end; i++) node.idIndex.set(r.entry(i)!.value.id, i)
+      node.indexedEpoch = r.epoch
+    }
+    const at = node.idIndex.get(m.value.id)
+    if (at !== undefined) {
+      node.pending.push({ client, req: m.req, id: m.value.id, offset: at, epoch: r.epoch })
+      return
+    }
+    const { epoch, start } = r.propose([m.value], sched.now)
+    node.idIndex.set(m.value.id, start)
+    node.pending.push({ client, req: m.req, id: m.value.id, offset: start, epoch })
+  }
+
+  function start (node: SimNode): void {
+    const recovered = node.disk.recover()
+    const random = nodeRng.get(node.id)!
+    node.replica = new PartitionReplica<SimValue>(node.id, ids, recovered, sched.now, () => random.next(), options.replica)
+    node.commitSeen = 0
+    node.indexedEpoch = -1
+    node.pending = []
+    node.lastRole = 'restarted'
+    node.timerAt = Infinity
+    net.attach(node.id, (from, m) => onNodeMessage(node, from, m))
+    flush(node)
+  }
+
+  function crash (node: SimNode): void {
+    node.replica = undefined
+    node.timerGen++
+    node.pending = []
+    net.attach(node.id, undefined)
+    node.disk.crash()
+  }
+
+  // ---- clients ---------------------------------------------------------------------------------
+
+  const producerCount = options.producers ?? 4
+  const perProducer = options.messagesPerProducer ?? 40
+  // Producer 0 sends one message at a time, so its acknowledged offsets must rise with its sequence;
+  // the others keep several in flight, as pipelined clients do, which exercises longer uncommitted tails.
+  const producers = Array.from({ length: producerCount }, (_, i) => ({
+    id: `p${i}`, next: 0, acked: 0, done: false, rng: rng.fork(), lastOffset: -1,
+    window: i === 0 ? 1 : 1 + Math.floor(rng.next() * 8),
+    guess: ids[0], reqs: new Map<string, number>(), reqSeq: 0,
+  }))
+  for (const p of producers) {
+    const send = (value: SimValue): void => {
+      const req = ++p.reqSeq
+      p.reqs.set(value.id, req)
+      net.send(p.id, p.guess, { type: 'publish', req, value })
+      sched.after(CLIENT_TIMEOUT_MS, () => {
+        if (p.reqs.get(value.id) !== req) return
+        p.guess = p.rng.pick(ids)
+        send(value)
+      })
+    }
+    const fill = (): void => {
+      while (p.reqs.size < p.window && p.next < perProducer) {
+        const seq = p.next++
+        send({ id: `${p.id}-${seq}`, producer: p.id, seq })
+      }
+    }
+    net.attach(p.id, (_from, m) => {
+      if (m.type !== 'publish-reply' || !p.reqs.has(m.id)) return
+      const seq = Number(m.id.slice(m.id.indexOf('-') + 1))
+      if (m.ok) {
+        p.reqs.delete(m.id)
+        check.clientAcked(m.id, m.offset!)
+        if (p.window === 1) {
+          if (m.offset! <= p.lastOffset) check.violation(`${m.id} acknowledged at offset ${m.offset}, before its predecessor at ${p.lastOffset}`)
+          p.lastOffset = m.offset!
+        }
+        if (++p.acked >= perProducer) { p.done = true; return }
+        sched.after(p.rng.int(0, 20), fill)
+      } else {
+        p.guess = m.leader ?? p.rng.pick(ids)
+        p.reqs.set(m.id, -1)
+        sched.after(p.rng.int(5, 40), () => { if (p.reqs.get(m.id) === -1) send({ id: m.id, producer: p.id, seq }) })
+      }
+    })
+    sched.after(p.rng.int(0, 50), fill)
+  }
+
+  const consumer = { id: 'c0', req: 0, guess: ids[0], received: new Map<string, number>(), rng: rng.fork() }
+  const poll = (): void => {
+    const req = ++consumer.req
+    net.send(consumer.id, consumer.guess, { type: 'fetch', req, group: GROUP, max: 64 })
+    sched.after(CLIENT_TIMEOUT_MS, () => { if (consumer.req === req) { consumer.guess = consumer.rng.pick(ids); poll() } })
+  }
+  net.attach(consumer.id, (from, m) => {
+    if (m.type !== 'fetch-reply' || m.req !== consumer.req) return
+    consumer.req++
+    if (!m.ok) { consumer.guess = m.leader ?? consumer.rng.pick(ids); sched.after(20, poll); return }
+    m.ids.forEach(id => consumer.received.set(id, (consumer.received.get(id) ?? 0) + 1))
+    if (m.ids.length > 0) net.send(consumer.id, from, { type: 'commit-offset', group: GROUP, upTo: m.from + m.ids.length })
+    sched.after(m.ids.length > 0 ? 1 : 50, poll)
+  })
+  sched.after(10, poll)
+
+  // ---- faults ----------------------------------------------------------------------------------
+
+  const live = (): SimNode[] => [...nodes.values()].filter(x => x.up)
+  const fault = (what: string): void => { faultLog.push(`${sched.now} ${what}`); trace(`${sched.now} fault: ${what}`) }
+  const damagedCount = (): number => [...nodes.values()].filter(x => x.damaged || x.replica?.repairing === true).length
+
+  function restart (node: SimNode, mayDamage: boolean): void {
+    if (node.up) return
+    if (mayDamage && faultRng.chance(0.3) && damagedCount() < f && node.disk.length > 0) {
+      if (faultRng.chance(0.5)) {
+        const at = faultRng.int(Math.max(0, node.disk.length - 30), node.disk.length - 1)
+        node.disk.corrupt(at)
+        fault(`${node.id} disk: byte flipped in entry ${at}`)
+      } else {
+        const k = faultRng.int(1, 5)
+        node.disk.truncateTail(k)
+        fault(`${node.id} disk: lost its last ${k} entries`)
+      }
+      node.damaged = true
+    }
+    start(node)
+    fault(`${node.id} restarted`)
+  }
+
+  function injectFault (): void {
+    if (sched.now >= faultMs) return
+    const kind = faultRng.int(0, 10)
+    if (kind === 10) {
+      // Power loss: several nodes die at the same instant, each losing whatever its disk had not synced.
+      const victims = faultRng.shuffle(live()).slice(0, faultRng.int(f + 1, n))
+      for (const v of victims) crash(v)
+      fault(`power loss on ${victims.map(v => v.id).join(',')}`)
+      for (const v of victims) sched.after(faultRng.int(50, 1500), () => { if (sched.now < faultMs) restart(v, true) })
+    } else if (kind <= 2) {
+      const victim = faultRng.pick(live())
+      if (victim !== undefined) {
+        crash(victim)
+        fault(`${victim.id} crashed`)
+        sched.after(faultRng.int(50, 2000), () => { if (sched.now < faultMs) restart(victim, true) })
+      }
+    } else if (kind === 3) {
+      const leader = live().find(x => x.replica!.role === 'leader')
+      if (leader !== undefined) {
+        crash(leader)
+        fault(`leader ${leader.id} crashed`)
+        sched.after(faultRng.int(50, 1500), () => { if (sched.now < faultMs) restart(leader, true) })
+      }
+    } else if (kind <= 5) {
+      const shuffled = faultRng.shuffle([...ids])
+      const cut = faultRng.int(1, n - 1)
+      const groups = [shuffled.slice(0, cut), shuffled.slice(cut)]
+      net.partition(groups)
+      fault(`partition ${groups.map(g => g.join(',')).join(' | ')}`)
+      sched.after(faultRng.int(100, 2500), () => { net.heal(); fault('partition healed') })
+    } else if (kind === 6) {
+      const leader = live().find(x => x.replica!.role === 'leader')
+      if (leader !== undefined) {
+        net.partition([[leader.id], ids.filter(id => id !== leader.id)])
+        fault(`leader ${leader.id} isolated`)
+        sched.after(faultRng.int(100, 2500), () => { net.heal(); fault('partition healed') })
+      }
+    } else {
+      net.faults = { drop: faultRng.int(5, 30) / 100, duplicate: faultRng.int(0, 10) / 100, minDelayMs: 1, maxDelayMs: faultRng.int(3, 120) }
+      fault(`lossy links ${JSON.stringify(net.faults)}`)
+      sched.after(faultRng.int(200, 2000), () => { net.faults = { ...CALM }; fault('links calm') })
+    }
+    sched.after(faultRng.int(100, 1200), injectFault)
+  }
+
+  for (const node of nodes.values()) start(node)
+  if (withFaults) sched.after(faultRng.int(50, 500), injectFault)
+
+  // Keep the disk-damage bookkeeping in step with what the replicas say about themselves.
+  const sweep = (): void => {
+    for (const x of nodes.values()) if (x.up && x.damaged && !x.replica!.repairing && x.replica!.end > 0) x.damaged = false
+    sched.after(50, sweep)
+  }
+  sched.after(50, sweep)
+
+  // ---- run -------------------------------------------------------------------------------------
+
+  sched.run(faultMs)
+  // The faults end: the network heals and every node comes back, with the disk it has.
+  net.heal()
+  net.faults = { ...CALM }
+  for (const node of nodes.values()) if (!node.up) restart(node, false)
+  const end = faultMs + settleMs
+  let settledAt = -1
+  const converged = (): boolean => {
+    if (!producers.every(p => p.done)) return false
+    const rs = [...nodes.values()].map(x => x.replica!)
+    const leader = rs.find(r => r.role === 'leader')
+    if (leader === undefined) return false
+    if (!rs.every(r => r.end === leader.end && r.commit === leader.end)) return false
+    if ((leader.groups[GROUP] ?? 0) !== leader.end) return false
+    return true
+  }
+  const watch = (): void => { if (settledAt < 0 && converged()) settledAt = sched.now; else sched.after(25, watch) }
+  sched.after(0, watch)
+  sched.run(end, () => settledAt >= 0)
+
+  // ---- final invariants ------------------------------------------------------------------------
+
+  const rs = [...nodes.values()].map(x => x.replica!)
+  if (settledAt < 0) {
+    const state = rs.map(r => `${r.id}:${r.role}@${r.epoch} end=${r.end} commit=${r.commit}${r.repairing ? ' repairing' : ''}`).join('; ')
+    const unfinished = producers.filter(p => !p.done).map(p => `${p.id}@${p.acked}`).join(',')
+    check.violation(`did not converge within ${settleMs} ms after the faults: ${state}; producers unfinished: ${unfinished || 'none'}`)
+  }
+  const longest = rs.reduce((a, b) => (b.commit > a.commit ? b : a))
+  const finalLog: string[] = []
+  for (let i = 0; i < longest.commit; i++) {
+    const e = longest.entry(i)
+    if (e === undefined) { check.violation(`${longest.id} commits ${longest.commit} but its log ends at ${longest.end}`); break }
+    finalLog.push(e.value.id)
+  }
+  const positions = new Map<string, number>()
+  finalLog.forEach((id, i) => {
+    if (positions.has(id)) check.violation(`${id} stored twice, at offsets ${positions.get(id)} and ${i}`)
+    positions.set(id, i)
+  })
+  for (const [id, offset] of check.clientAcks) {
+    if (finalLog[offset] !== id) check.violation(`acknowledged ${id} at offset ${offset} is lost: offset ${offset} holds ${finalLog[offset] ?? 'nothing'}`)
+  }
+  for (const r of rs) {
+    for (let i = 0; i < Math.min(r.commit, finalLog.length); i++) {
+      if (r.entry(i)?.value.id !== finalLog[i]) { check.violation(`${r.id} diverges at offset ${i}`); break }
+    }
+  }
+  if (settledAt >= 0) {
+    for (const id of finalLog) if (!consumer.received.has(id)) { check.violation(`group ${GROUP} never received ${id}`); break }
+  }
+  return {
+    seed: options.seed,
+    nodes: n,
+    violations: check.violations,
+    acked: check.clientAcks.size,
+    committed: finalLog.length,
+    elections,
+    maxEpoch,
+    faults: faultLog,
+    events: sched.events,
+    virtualMs: sched.now,
+    settledInMs: settledAt < 0 ? settleMs : settledAt - faultMs,
+  }
+}
