@@ -22,6 +22,13 @@ export interface MembershipConfig {
   readonly retransmitMult: number
   /** Gossip updates piggy-backed on one message, at most. */
   readonly maxPiggyback: number
+  /**
+   * While there is news, every gossipIntervalMs it also goes to gossipFanout random members on its own message
+   * (memberlist's gossip): piggy-backing alone reaches a node only through the few nodes that talk to it each
+   * period, too slow for a refutation to beat the suspicion timeout under loss. 0 = piggy-back only.
+   */
+  readonly gossipIntervalMs: number
+  readonly gossipFanout: number
   /** Push-pull anti-entropy with one random alive member, and a reconnect attempt to one dead member; 0 = never. */
   readonly syncIntervalMs: number
   /** Re-sends the join to the seeds until one answers. */
@@ -43,6 +50,8 @@ export const DEFAULT_MEMBERSHIP_CONFIG: MembershipConfig = {
   awarenessMax: 8,
   retransmitMult: 4,
   maxPiggyback: 16,
+  gossipIntervalMs: 200,
+  gossipFanout: 3,
   syncIntervalMs: 30_000,
   joinRetryMs: 2000,
   deadRetentionMs: 24 * 3600_000,
@@ -166,7 +175,7 @@ function checkConfig (c: MembershipConfig): void {
   const positive = ['protocolPeriodMs', 'ackTimeoutMs', 'suspicionMult', 'suspicionMaxMult', 'awarenessMax', 'retransmitMult', 'joinRetryMs'] as const
   for (const k of positive) if (!(Number.isFinite(c[k]) && c[k] > 0)) throw new RangeError(`membership config ${k} must be > 0, got ${c[k]}`)
   if (c.ackTimeoutMs >= c.protocolPeriodMs) throw new RangeError('membership config ackTimeoutMs must be below protocolPeriodMs: indirect probes need the rest of the period')
-  for (const k of ['indirectProbes', 'maxPiggyback', 'syncIntervalMs', 'deadRetentionMs', 'maxRelays'] as const) {
+  for (const k of ['indirectProbes', 'maxPiggyback', 'gossipIntervalMs', 'gossipFanout', 'syncIntervalMs', 'deadRetentionMs', 'maxRelays'] as const) {
     if (!(Number.isFinite(c[k]) && c[k] >= 0)) throw new RangeError(`membership config ${k} must be >= 0, got ${c[k]}`)
   }
 }
@@ -193,6 +202,7 @@ export class Membership {
   #joined = true
   #nextJoinAt = Infinity
   #nextSyncAt = Infinity
+  #nextGossipAt = 0
 
   constructor (options: MembershipOptions) {
     const { self } = options
@@ -234,6 +244,7 @@ export class Membership {
   nextDeadline (): number {
     if (!this.#booted || this.#left) return Infinity
     let t = Math.min(this.#nextJoinAt, this.#nextSyncAt)
+    if (this.config.gossipIntervalMs > 0 && this.#gossip.size > 0) t = Math.min(t, this.#nextGossipAt)
     const p = this.#probe
     if (p === undefined) t = Math.min(t, this.#nextProbeAt)
     else t = Math.min(t, !p.acked && !p.indirect ? p.directDeadline : p.end)
@@ -286,6 +297,12 @@ export class Membership {
     if (!this.#joined && this.#live() > 0) this.#joined = true
     if (!this.#joined && now >= this.#nextJoinAt) this.#sendJoin(now)
     if (this.#joined) this.#nextJoinAt = Infinity
+    if (this.config.gossipIntervalMs > 0 && this.#gossip.size > 0 && now >= this.#nextGossipAt) {
+      this.#nextGossipAt = now + this.config.gossipIntervalMs
+      for (const m of this.#pick(m => m.state === 'alive' || m.state === 'suspect', this.config.gossipFanout)) {
+        this.#send(m.id, m.addr, { type: 'gossip' }, m.id, true)
+      }
+    }
     if (now >= this.#nextSyncAt) {
       this.#nextSyncAt = now + this.config.syncIntervalMs
       const alive = this.#pick(m => m.state === 'alive', 1)
@@ -478,12 +495,13 @@ export class Membership {
    * Sends `body` with piggy-backed gossip. What we believe about the recipient goes first when it is bad news
    * (Lifeguard's buddy system, generalised): a suspected or dead-but-running member learns it at once and refutes.
    */
-  #send (to: string, addr: string | undefined, body: MessageBody, recipient: string = to): void {
+  #send (to: string, addr: string | undefined, body: MessageBody, recipient: string = to, onlyIfNews = false): void {
     const gossip: GossipUpdate[] = []
     const r = this.#members.get(recipient)
     if (r !== undefined && r.state !== 'alive') gossip.push(this.#stateUpdate(r))
     const limit = this.#retransmitLimit()
     for (const u of this.#gossip.take(this.config.maxPiggyback - gossip.length, limit, r !== undefined && r.state !== 'alive' ? `s:${recipient}` : undefined)) gossip.push(u)
+    if (onlyIfNews && gossip.length === 0) return
     this.#sendRaw(to, addr, body, gossip)
   }
 

@@ -189,10 +189,10 @@ export class Cluster {
 
   #schedule (n: SimNode): void {
     if (!n.up) return
-    const dl = n.m.nextDeadline()
+    const dl = Math.max(n.m.nextDeadline(), this.now)
     if (dl < n.wakeAt) {
       n.wakeAt = dl
-      if (dl !== Infinity) this.#queue.push({ at: Math.max(dl, this.now), seq: ++this.#seq, kind: 'wake', id: n.id, gen: n.gen })
+      this.#queue.push({ at: dl, seq: ++this.#seq, kind: 'wake', id: n.id, gen: n.gen })
     }
   }
 
