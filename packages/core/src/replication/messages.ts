@@ -1,5 +1,6 @@
 // The replication protocol of one partition: the messages replicas exchange and the storage operations they ask for.
 // Plain, JSON-serialisable objects, versioned, so a transport can frame them and a simulator can copy them.
+import { GemError } from '../errors.ts'
 
 export const REPLICATION_VERSION = 1
 
@@ -83,4 +84,50 @@ export interface ReplicaWrite<T> {
   truncateFrom?: number
   entries: Array<Entry<T>>
   meta: ReplicaMeta
+}
+
+// ---- validation of what arrives from the wire ---------------------------------------------------
+
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0
+const isId = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= 256
+
+/**
+ * Checks a decoded message field by field and returns it typed; throws BAD_REQUEST naming the first bad field.
+ * Entry values are left to the caller (they are opaque here).
+ */
+export function parseReplicationMessage (m: unknown): ReplicationMessage<unknown> {
+  const bad = (why: string): never => { throw new GemError('BAD_REQUEST', `replication message: ${why}`) }
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return bad('not an object')
+  const o = m as Record<string, unknown>
+  if (o.v !== REPLICATION_VERSION) return bad(`version ${String(o.v)} is not ${REPLICATION_VERSION}`)
+  if (!isCount(o.epoch)) return bad('epoch must be a non-negative integer')
+  switch (o.type) {
+    case 'vote':
+      if (!isId(o.candidate)) bad('candidate must be a node id')
+      if (!isCount(o.lastEpoch) || !isCount(o.end)) bad('lastEpoch and end must be non-negative integers')
+      break
+    case 'vote-reply':
+      if (typeof o.granted !== 'boolean') bad('granted must be a boolean')
+      break
+    case 'append': {
+      if (!isId(o.leader)) bad('leader must be a node id')
+      if (!isCount(o.prev) || !isCount(o.prevEpoch) || !isCount(o.commit)) bad('prev, prevEpoch and commit must be non-negative integers')
+      if (typeof o.stable !== 'boolean') bad('stable must be a boolean')
+      if (!Array.isArray(o.entries)) return bad('entries must be an array')
+      for (const e of o.entries as unknown[]) {
+        if (typeof e !== 'object' || e === null || !isCount((e as { epoch?: unknown }).epoch) || !('value' in e)) bad('each entry needs an epoch and a value')
+      }
+      if (typeof o.groups !== 'object' || o.groups === null || Array.isArray(o.groups)) return bad('groups must be an object')
+      for (const [g, floor] of Object.entries(o.groups as Record<string, unknown>)) if (!isCount(floor)) bad(`group ${g}: floor must be a non-negative integer`)
+      break
+    }
+    case 'append-reply':
+      if (!isId(o.from)) bad('from must be a node id')
+      if (typeof o.ok !== 'boolean') bad('ok must be a boolean')
+      if (!isCount(o.end)) bad('end must be a non-negative integer')
+      break
+    default:
+      bad(`unknown type ${JSON.stringify(o.type)}`)
+  }
+  return m as ReplicationMessage<unknown>
 }

@@ -1,0 +1,255 @@
+// The partition replica step by step: elections, majority commit, fencing, Raft's figure-8 case, repair, validation.
+// A hand-driven cluster (writes durable at once, messages delivered when the test says) so each scenario is exact.
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { PartitionReplica } from '../../src/replication/replica.ts'
+import type { RecoveredState } from '../../src/replication/replica.ts'
+import { parseReplicationMessage } from '../../src/replication/messages.ts'
+import type { Entry, ReplicaMeta, ReplicationMessage } from '../../src/replication/messages.ts'
+
+interface Disk { entries: Array<Entry<string>>, meta: ReplicaMeta }
+interface Envelope { from: string, to: string, m: ReplicationMessage<string> }
+
+const freshMeta = (): ReplicaMeta => ({ epoch: 0, votedFor: null, end: 0, repairing: false, commit: 0, groups: {} })
+const CFG = { electionMinMs: 300, electionMaxMs: 301, heartbeatMs: 50, maxBatch: 100 }
+
+class Cluster {
+  now = 0
+  readonly ids: string[]
+  readonly disks = new Map<string, Disk>()
+  readonly replicas = new Map<string, PartitionReplica<string>>()
+  queue: Envelope[] = []
+  /** Links that lose everything: `a>b`. */
+  readonly cut = new Set<string>()
+
+  constructor (n: number) {
+    this.ids = Array.from({ length: n }, (_, i) => `s${i + 1}`)
+    for (const id of this.ids) { this.disks.set(id, { entries: [], meta: freshMeta() }); this.start(id) }
+  }
+
+  r (id: string): PartitionReplica<string> { return this.replicas.get(id)! }
+
+  start (id: string, damaged = false): void {
+    const d = this.disks.get(id)!
+    const rec: RecoveredState<string> = { meta: structuredClone(d.meta), entries: d.entries.map(e => ({ ...e })), damaged }
+    this.replicas.set(id, new PartitionReplica(id, this.ids, rec, this.now, () => 0, CFG))
+    this.flush(id)
+  }
+
+  crash (id: string): void { this.replicas.delete(id); this.queue = this.queue.filter(e => e.to !== id) }
+
+  /** Executes a replica's actions: writes are durable at once, messages wait in the queue. */
+  flush (id: string): void {
+    const r = this.replicas.get(id)
+    if (r === undefined) return
+    for (;;) {
+      const actions = r.drain()
+      if (actions.length === 0) return
+      for (const a of actions) {
+        if (a.type === 'send') { if (!this.cut.has(`${id}>${a.to}`)) this.queue.push({ from: id, to: a.to, m: a.message }) } else {
+          const d = this.disks.get(id)!
+          if (a.write.truncateFrom !== undefined) d.entries.length = Math.min(d.entries.length, a.write.truncateFrom)
+          d.entries.push(...a.write.entries.map(e => ({ ...e })))
+          d.meta = structuredClone(a.write.meta)
+          r.durable(a.token, this.now)
+        }
+      }
+    }
+  }
+
+  /** Delivers queued messages (those `only` allows) until none are left. */
+  pump (only: (e: Envelope) => boolean = () => true, limit = 10_000): void {
+    for (let i = 0; i < limit; i++) {
+      const k = this.queue.findIndex(e => only(e) && this.replicas.has(e.to))
+      if (k < 0) return
+      const [e] = this.queue.splice(k, 1)
+      this.replicas.get(e.to)!.receive(e.from, e.m, this.now)
+      this.flush(e.to)
+    }
+    throw new Error('pump did not settle')
+  }
+
+  propose (id: string, values: string[]): void { this.r(id).propose(values, this.now); this.flush(id) }
+
+  /** Fires `id`'s election timer. */
+  timeout (id: string): void {
+    const r = this.r(id)
+    this.now = Math.max(this.now + 1, r.nextTimer)
+    r.tick(this.now)
+    this.flush(id)
+  }
+
+  /** Fires `id`'s election timer until it wins (a few tries: it may first have to learn the newest epoch). */
+  elect (id: string, only?: (e: Envelope) => boolean): void {
+    for (let i = 0; i < 5 && this.r(id).role !== 'leader'; i++) { this.timeout(id); this.pump(only) }
+    assert.equal(this.r(id).role, 'leader', `${id} should win an election`)
+  }
+
+  /** Moves time on by one heartbeat and lets every live replica act. */
+  heartbeat (): void {
+    this.now += CFG.heartbeatMs
+    for (const [id, r] of this.replicas) if (r.role === 'leader') { r.tick(this.now); this.flush(id) }
+  }
+
+  isolate (id: string): void { for (const o of this.ids) if (o !== id) { this.cut.add(`${id}>${o}`); this.cut.add(`${o}>${id}`) } }
+  heal (): void { this.cut.clear() }
+  values (id: string): string[] { return this.disks.get(id)!.entries.map(e => e.value) }
+}
+
+const between = (...ids: string[]) => (e: Envelope): boolean => ids.includes(e.from) && ids.includes(e.to)
+
+describe('partition replica', () => {
+  test('an election, a majority commit, and followers learning the commit point', () => {
+    const c = new Cluster(3)
+    c.timeout('s1')
+    c.pump()
+    assert.equal(c.r('s1').role, 'leader')
+    assert.equal(c.r('s1').epoch, 1)
+    assert.equal(c.r('s2').leader, 's1')
+    c.propose('s1', ['a', 'b'])
+    c.pump()
+    assert.equal(c.r('s1').commit, 2)
+    c.heartbeat(); c.pump()
+    for (const id of c.ids) { assert.equal(c.r(id).commit, 2, id); assert.deepEqual(c.values(id), ['a', 'b']) }
+  })
+
+  test('nothing commits without a majority, and a follower answers only after its write is durable', () => {
+    const c = new Cluster(3)
+    c.timeout('s1'); c.pump()
+    c.crash('s2'); c.crash('s3')
+    c.propose('s1', ['x'])
+    c.pump()
+    assert.equal(c.r('s1').commit, 0, 'one of three is not a majority')
+    c.start('s2')
+    c.heartbeat(); c.pump()
+    assert.equal(c.r('s1').commit, 1)
+    // A write the replica asked for comes before the reply that depends on it.
+    const r = new PartitionReplica<string>('a', ['a', 'b'], { meta: freshMeta(), entries: [], damaged: false }, 0, () => 0, CFG)
+    r.receive('b', { v: 1, type: 'append', epoch: 1, leader: 'b', prev: 0, prevEpoch: 0, entries: [{ epoch: 1, value: 'v' }], commit: 0, stable: true, groups: {} }, 1)
+    const actions = r.drain()
+    assert.ok(actions.length > 0 && actions.every(a => a.type === 'write'), 'no reply before the write is durable')
+    for (const a of actions) r.durable((a as { token: number }).token, 2)
+    assert.deepEqual(r.drain().map(a => a.type), ['send'])
+  })
+
+  test('a stale leader is fenced by the epoch: its entry never commits and is cut when it rejoins', () => {
+    const c = new Cluster(3)
+    c.timeout('s1'); c.pump()
+    c.propose('s1', ['committed']); c.pump()
+    assert.equal(c.r('s1').commit, 1)
+    c.isolate('s1')
+    c.propose('s1', ['stale'])
+    c.pump()
+    c.timeout('s2'); c.pump()
+    assert.equal(c.r('s2').role, 'leader')
+    assert.equal(c.r('s2').epoch, 2)
+    c.propose('s2', ['new']); c.pump()
+    assert.equal(c.r('s2').commit, 2)
+    assert.equal(c.r('s1').commit, 1, 'the isolated leader cannot commit')
+    c.heal()
+    c.heartbeat(); c.pump()
+    assert.equal(c.r('s1').role, 'follower')
+    assert.equal(c.r('s1').epoch, 2)
+    c.heartbeat(); c.pump()
+    for (const id of c.ids) assert.deepEqual(c.values(id), ['committed', 'new'], id)
+  })
+
+  test("Raft's figure 8: an old-epoch entry on a majority is re-stamped, so a rival with a newer epoch cannot erase it", () => {
+    const c = new Cluster(5)
+    const [s1, s2, s3, s4, s5] = c.ids
+    // (a) s1 leads epoch 1 and gets 'a' to s2 only.
+    c.timeout(s1); c.pump()
+    c.propose(s1, ['a'])
+    c.pump(between(s1, s2))
+    c.queue = []
+    // (b) s1 dies; s5 wins epoch 2 with s3 and s4, writes 'b' at the same offset, only locally, and dies.
+    c.crash(s1)
+    c.timeout(s5); c.pump(between(s3, s4, s5))
+    assert.equal(c.r(s5).role, 'leader')
+    c.propose(s5, ['b'])
+    c.queue = []
+    c.crash(s5)
+    // (c) s1 returns and wins epoch 3 with s2 and s3; it gets its tail to s3: a majority (s1, s2, s3) holds 'a'.
+    c.start(s1)
+    c.elect(s1, between(s1, s2, s3))
+    assert.equal(c.r(s1).commit, 1, "'a' commits, re-stamped with epoch 3")
+    assert.equal(c.disks.get(s3)!.entries[0].epoch, 3)
+    // (d) s1 dies; s5 returns with 'b' of epoch 2. Plain Raft without the current-epoch rule would let it win and erase 'a'.
+    c.crash(s1)
+    c.start(s5)
+    c.timeout(s5); c.pump()
+    assert.notEqual(c.r(s5).role, 'leader', 's5 must not win over logs of epoch 3')
+    c.elect(s2)
+    c.heartbeat(); c.pump(); c.heartbeat(); c.pump()
+    for (const id of [s2, s3, s4, s5]) assert.deepEqual(c.values(id), ['a'], id)
+  })
+
+  test('a delayed, shorter batch never cuts entries the follower already acknowledged', () => {
+    const c = new Cluster(3)
+    c.timeout('s1'); c.pump()
+    c.propose('s1', ['a'])
+    const first = c.queue.filter(e => e.to === 's2' && e.m.type === 'append').map(e => structuredClone(e))
+    c.pump()
+    c.propose('s1', ['b', 'c']); c.pump()
+    assert.deepEqual(c.values('s2'), ['a', 'b', 'c'])
+    for (const e of first) c.queue.push(e) // the old batch arrives again, late
+    c.pump()
+    assert.deepEqual(c.values('s2'), ['a', 'b', 'c'])
+  })
+
+  test('a replica whose disk lost entries neither votes nor stands until it holds a stable commit point', () => {
+    const c = new Cluster(3)
+    c.timeout('s1'); c.pump()
+    c.propose('s1', ['a', 'b', 'c']); c.pump()
+    c.heartbeat(); c.pump()
+    c.crash('s3')
+    c.disks.get('s3')!.entries.length = 1 // the disk lost two acknowledged entries
+    c.start('s3')
+    assert.equal(c.r('s3').repairing, true)
+    assert.equal(c.disks.get('s3')!.meta.repairing, true, 'the repair flag is durable')
+    // It may not elect anyone, itself included.
+    c.crash('s1')
+    c.timeout('s3'); c.pump()
+    assert.equal(c.r('s3').role, 'follower')
+    const before = c.r('s3').epoch
+    c.timeout('s2')
+    c.pump(between('s2', 's3'))
+    assert.notEqual(c.r('s2').role, 'leader', "s3's vote must not count while it repairs")
+    assert.ok(c.r('s3').epoch >= before)
+    // s1 returns and leads; s3 catches up from it and becomes a voter again.
+    c.start('s1')
+    c.elect('s1')
+    c.heartbeat(); c.pump(); c.heartbeat(); c.pump()
+    assert.deepEqual(c.values('s3'), ['a', 'b', 'c'])
+    assert.equal(c.r('s3').repairing, false)
+  })
+
+  test('a vote only for a log at least as complete as the voter\'s', () => {
+    const c = new Cluster(3)
+    c.isolate('s3')
+    c.timeout('s1'); c.pump()
+    c.propose('s1', ['a']); c.pump()
+    c.heal()
+    c.crash('s1')
+    c.timeout('s3'); c.pump()
+    assert.notEqual(c.r('s3').role, 'leader', 's2 holds a longer log and refuses s3')
+    c.elect('s2')
+    assert.equal(c.r('s2').epoch, c.r('s3').epoch, 'one epoch, one leader')
+  })
+
+  test('malformed replication messages are refused by the parser, with the reason', () => {
+    const bad: unknown[] = [
+      null, 42, 'append', [], {}, { v: 2, type: 'vote', epoch: 1, candidate: 'a', lastEpoch: 0, end: 0 },
+      { v: 1, type: 'vote', epoch: -1, candidate: 'a', lastEpoch: 0, end: 0 },
+      { v: 1, type: 'vote', epoch: 1, candidate: 7, lastEpoch: 0, end: 0 },
+      { v: 1, type: 'append', epoch: 1, leader: 'a', prev: 0, prevEpoch: 0, entries: 'x', commit: 0, stable: true, groups: {} },
+      { v: 1, type: 'append', epoch: 1, leader: 'a', prev: 0, prevEpoch: 0, entries: [{ epoch: 'one', value: 1 }], commit: 0, stable: true, groups: {} },
+      { v: 1, type: 'append', epoch: 1, leader: 'a', prev: 0, prevEpoch: 0, entries: [], commit: 0, stable: true, groups: { g: -3 } },
+      { v: 1, type: 'append-reply', epoch: 1, from: 'a', ok: 'yes', end: 0 },
+      { v: 1, type: 'gossip', epoch: 1 },
+    ]
+    for (const m of bad) assert.throws(() => parseReplicationMessage(m), (e: Error & { code?: string }) => e.code === 'BAD_REQUEST', JSON.stringify(m))
+    const good = { v: 1, type: 'append', epoch: 1, leader: 'a', prev: 0, prevEpoch: 0, entries: [{ epoch: 1, value: 'x' }], commit: 0, stable: true, groups: { g: 0 } }
+    assert.deepEqual(parseReplicationMessage(good), good)
+  })
+})
