@@ -37,5 +37,7 @@ export class GossipQueue {
     return out
   }
 
+  has (key: string): boolean { return this.#entries.has(key) }
+
   delete (key: string): void { this.#entries.delete(key) }
 }

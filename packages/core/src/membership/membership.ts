@@ -649,6 +649,9 @@ export class Membership {
       return
     }
     if (u.incarnation >= s.incarnation) this.#refute(u.incarnation, now)
+    // Bad news about an older life: our refutation already went out but missed this sender. Re-assert the
+    // current incarnation (no bump) once our own gossip of it has run dry.
+    else if (!this.#gossip.has(`s:${s.id}`)) this.#gossip.enqueue(`s:${s.id}`, this.#aliveSelf())
   }
 
   #changed (m: Member, now: number): void {

@@ -168,6 +168,12 @@ export class Cluster {
     return out
   }
 
+  /** Calls an input method on a node now and carries out what it returns. */
+  call (id: string, fn: (m: Membership, now: number) => MembershipAction[]): void {
+    const n = this.node(id)
+    this.#act(n, fn(n.m, this.now))
+  }
+
   /** Runs `fn` at virtual time `at` (inside the event order, so it is deterministic too). */
   at (at: number, fn: () => void): void {
     this.#queue.push({ at, seq: ++this.#seq, kind: 'call', fn })
