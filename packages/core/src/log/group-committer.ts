@@ -8,8 +8,10 @@ import type { MetaWrite, StorageTier, StoredChunk } from '../store/tier.ts'
 import type { PartitionLog } from './partition-log.ts'
 
 export interface PendingAppend {
-  /** Offset and timestamp are filled in when the batch forms. */
+  /** Offset and timestamp are filled in when the batch forms, unless `sequenced`. */
   record: GemRecord
+  /** A partition leader already gave the record its offset and timestamp (replication's apply step). */
+  sequenced?: boolean
   resolve(record: GemRecord): void
   reject(err: unknown): void
 }
@@ -137,12 +139,14 @@ export class GroupCommitter {
       let offset = log.next
       for (let i = 0; i < items.length; i++) {
         const r = items[i].record
-        r.offset = offset++
-        r.timestamp = now
+        if (items[i].sequenced !== true) { r.offset = offset; r.timestamp = now }
+        offset++
         records[i] = r
       }
       let data: Uint8Array
       try {
+        const gap = records.find((r, i) => r.offset !== log.next + i)
+        if (gap !== undefined) throw new GemError('INTERNAL', `${log.stream}: sequenced record at offset ${gap.offset} does not follow the log`)
         data = encodeRecords(records)
       } catch (err) {
         for (const it of items) it.reject(err)
