@@ -203,6 +203,7 @@ export class Membership {
   #nextJoinAt = Infinity
   #nextSyncAt = Infinity
   #nextGossipAt = 0
+  #nextUnknownSyncAt = 0
 
   constructor (options: MembershipOptions) {
     const { self } = options
@@ -325,6 +326,13 @@ export class Membership {
     if (msg.from === this.#self.id) { this.#stats.misdirected++; return this.#drain() }
     if (msg.gossip !== undefined) {
       for (const u of msg.gossip) { this.#stats.gossipReceived++; this.#apply(u, now) }
+    }
+    // A member we never heard of is talking to us: its alive gossip missed us. Push-pull with it (at most once a
+    // period) rather than wait for the next anti-entropy round; a sync is what it would answer a join with anyway.
+    if (!this.#members.has(msg.from) && msg.type !== 'sync' && msg.type !== 'sync-ack' && now >= this.#nextUnknownSyncAt) {
+      this.#nextUnknownSyncAt = now + this.config.protocolPeriodMs
+      this.#stats.syncs++
+      this.#send(from, undefined, { type: 'sync', join: false, members: this.#snapshot() }, msg.from)
     }
     switch (msg.type) {
       case 'ping':

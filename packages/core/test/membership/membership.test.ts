@@ -248,6 +248,7 @@ describe('membership: probing, indirect probes, nacks and local health', () => {
 
   test('a ping meant for another id is not answered', () => {
     const m = node()
+    learn(m, ['b'])
     assert.deepEqual(sends(m.receive('b', msg('b', { type: 'ping', seq: 1, target: 'someone-else' }), 0)), [])
     assert.equal(m.stats().misdirected, 1)
   })
@@ -267,6 +268,14 @@ describe('membership: join, sync, load, leave, forgetting', () => {
     j.receive('s', JSON.parse(JSON.stringify(reply.message)), 10)
     assert.deepEqual(j.members().map(v => `${v.id}:${v.state}`), ['b:alive', 'c:suspect', 'j:alive', 's:alive'])
     assert.equal(j.nextDeadline() < Infinity, true)
+  })
+
+  test('a message from a member we never heard of starts a push-pull with it, at most once a period', () => {
+    const m = node('a', { gossipIntervalMs: 0 })
+    const first = sends(m.receive('z', msg('z', { type: 'ping', seq: 1, target: 'a' }), 100))
+    assert.deepEqual(first.map(s => [s.to, s.message.type]), [['z', 'sync'], ['z', 'ack']])
+    const again = sends(m.receive('y', msg('y', { type: 'ping', seq: 2, target: 'a' }), 200))
+    assert.deepEqual(again.map(s => s.message.type), ['ack'])
   })
 
   test('a join is retried until a seed answers', () => {
