@@ -263,6 +263,12 @@ export class Broker implements BrokerApi, GroupHost {
     })
   }
 
+  /** Where a producer-chosen id was stored, if it is still in the dedup window. */
+  findId (topic: string, id: string): { partition: number, offset: number } | undefined {
+    const seen = this.dedup.get(topic, id, this.clock.now())
+    return seen === undefined ? undefined : { partition: seen.partition, offset: seen.offset }
+  }
+
   /**
    * Appends records that a partition leader already sequenced (offset and timestamp set), in offset order:
    * replication's apply step. No dedup check and no partition choice; an offset that does not follow the log
