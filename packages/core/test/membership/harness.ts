@@ -275,3 +275,6 @@ export function startCluster (n: number, options: ClusterOptions): Cluster {
 
 /** Seeds for a property: `count` of them, printed in failure messages. */
 export const seeds = (count: number, base = 1): number[] => Array.from({ length: count }, (_, i) => base + i * 7919)
+
+/** Measured numbers go to test diagnostics (where the runner has them), never into timing asserts. */
+export const diag = (t: unknown, msg: string): void => { (t as { diagnostic?: (m: string) => void } | undefined)?.diagnostic?.(msg) }

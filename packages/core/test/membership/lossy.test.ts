@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { DEFAULT_MEMBERSHIP_CONFIG } from '../../src/membership/index.ts'
-import { seeds, startCluster } from './harness.ts'
+import { diag, seeds, startCluster } from './harness.ts'
 import type { Cluster, ObservedEvent } from './harness.ts'
 
 const T = DEFAULT_MEMBERSHIP_CONFIG.protocolPeriodMs
@@ -19,7 +19,7 @@ function watch (c: Cluster, states: string[], except = new Set<string>()): Obser
 }
 
 describe('membership under loss', () => {
-  test('3. 20 nodes, 10% loss, 300 periods: no live node declared dead, and a real crash is still detected', () => {
+  test('3. 20 nodes, 10% loss, 300 periods: no live node declared dead, and a real crash is still detected', (t) => {
     let falseDeaths = 0
     let falseSuspicionEvents = 0
     let suspicionsRaised = 0
@@ -50,7 +50,7 @@ describe('membership under loss', () => {
     // what the suspicion mechanism must do is let every one of them be refuted before it turns into a death.
     const rate = suspicionsRaised / probes
     assert.ok(rate < 0.02, `false-suspicion rate per probe ${rate}`)
-    console.log(`# 10% loss, 20 nodes, 300 periods, ${runs.length} seeds: false deaths ${falseDeaths}; suspicions raised ${suspicionsRaised} in ${probes} probes (${(100 * rate).toFixed(2)}%), ${falseSuspicionEvents} suspect events cluster-wide; crash detected everywhere in max ${worstDetect} ms`)
+    diag(t, `10% loss, 20 nodes, 300 periods, ${runs.length} seeds: false deaths ${falseDeaths}; suspicions raised ${suspicionsRaised} in ${probes} probes (${(100 * rate).toFixed(2)}%), ${falseSuspicionEvents} suspect events cluster-wide; crash detected everywhere in max ${worstDetect} ms`)
   })
 })
 
@@ -72,7 +72,7 @@ describe('membership: Lifeguard against a slow node', () => {
     return { raisedBySlow: slow.m.stats().suspicionsRaised - before, suspectEvents: suspects.length, deaths: deaths.length, slowHealth: slow.maxHealth }
   }
 
-  test('5. the slow node raises its local health score and stops accusing healthy peers; Lifeguard on beats off', () => {
+  test('5. the slow node raises its local health score and stops accusing healthy peers; Lifeguard on beats off', (t) => {
     const on: Outcome = { raisedBySlow: 0, suspectEvents: 0, deaths: 0, slowHealth: 0 }
     const off: Outcome = { raisedBySlow: 0, suspectEvents: 0, deaths: 0, slowHealth: 0 }
     const runs = seeds(10)
@@ -87,6 +87,6 @@ describe('membership: Lifeguard against a slow node', () => {
       on.slowHealth = Math.max(on.slowHealth, a.slowHealth)
     }
     assert.ok(on.suspectEvents * 2 < off.suspectEvents, `suspect events about healthy peers: on ${on.suspectEvents}, off ${off.suspectEvents}`)
-    console.log(`# slow node (+1200 ms on every send), 8 nodes, 120 periods, ${runs.length} seeds: suspicions of healthy peers raised by it on ${on.raisedBySlow} / off ${off.raisedBySlow}; suspect events cluster-wide on ${on.suspectEvents} / off ${off.suspectEvents}; false deaths on ${on.deaths} / off ${off.deaths}; its max health score ${on.slowHealth}`)
+    diag(t, `slow node (+1200 ms on every send), 8 nodes, 120 periods, ${runs.length} seeds: suspicions of healthy peers raised by it on ${on.raisedBySlow} / off ${off.raisedBySlow}; suspect events cluster-wide on ${on.suspectEvents} / off ${off.suspectEvents}; false deaths on ${on.deaths} / off ${off.deaths}; its max health score ${on.slowHealth}`)
   })
 })

@@ -179,12 +179,13 @@ describe('membership: probing, indirect probes, nacks and local health', () => {
     m.tick(1000)
     assert.equal(m.member(target)?.state, 'suspect')
     assert.equal(m.localHealth(), 3, 'three nacks expected, none came')
-    // The probe that started at 1000 runs at multiplier 4.
-    const ping = sends(m.tick(1000)).find(s => s.message.type === 'ping')
-    assert.equal(ping, undefined, 'the next probe already went out with the same tick')
+    // The next probe went out in the same tick and runs at multiplier 4: timeout 2000 ms, period 4000 ms.
+    assert.equal(m.stats().probes, 2)
     assert.equal(m.nextDeadline(), 1000 + 4 * 500)
-    const p2 = m.stats().probes
-    assert.equal(p2, 2)
+    assert.equal(sends(m.tick(2999)).length, 0)
+    assert.ok(sends(m.tick(3000)).some(s => s.message.type === 'ping-req'))
+    assert.ok(!sends(m.tick(4999)).some(s => s.message.type === 'ping'))
+    assert.ok(sends(m.tick(5000)).some(s => s.message.type === 'ping'), 'the scaled period ends at 1000 + 4000')
   })
 
   test('an ack (direct, late or relayed) within the period counts as success and lowers the score', () => {
