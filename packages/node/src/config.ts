@@ -35,6 +35,8 @@ export const GemConfigSchema = z.strictObject({
     .describe('Publishing to a missing topic creates it instead of failing with TOPIC_NOT_FOUND.'),
   defaultPartitions: z.int().min(1).max(1024).default(1)
     .describe('Partitions of a topic created without an explicit count.'),
+  defaultReplication: z.int().min(1).max(16).default(3)
+    .describe('Replicas of each partition of a topic created without an explicit count; clamped to the number of server nodes at creation.'),
   maxPayloadBytes: positiveInt().default(MiB)
     .describe('Largest message payload the gateway accepts (bytes).'),
   slowConsumer: z.strictObject({

@@ -13,8 +13,10 @@ import type { Logger } from './logger.ts'
 import { createMetrics } from './metrics.ts'
 import { openLevelTier } from './storage/leveldb-tier.ts'
 import { startNodeMeshHost } from './mesh/node-host.ts'
-import { PeerDirectory } from '@gem-mesh/core/mesh'
+import { MeshBroker, PeerDirectory, ReplicationService, TierReplicaStore } from '@gem-mesh/core/mesh'
 import type { MeshNode } from '@gem-mesh/core/mesh'
+import { decodeRecord } from '@gem-mesh/core'
+import type { BrokerApi } from '@gem-mesh/core'
 
 /** What `<dataDir>/node.json` holds; other processes (CLI, tests, peers) read it to find a node. */
 export interface NodeFile {
@@ -31,7 +33,12 @@ export interface NodeFile {
 }
 
 export interface GemNode {
+  /** The local engine: this node's copy of every partition it holds. */
   broker: Broker
+  /** What clients use: the mesh broker when the mesh is on (publishes go to partition leaders), else `broker`. */
+  api: BrokerApi
+  /** Topic placement and this node's replicas, when the mesh is on. */
+  meshBroker?: MeshBroker
   gateway: { url: string, port: number, close(): Promise<void> }
   /** The libp2p host, when the mesh is on. */
   mesh?: MeshNode
@@ -121,6 +128,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       })
       : undefined
     let directory: PeerDirectory | undefined
+    let meshBroker: MeshBroker | undefined
     if (mesh !== undefined) {
       const meshLog = componentLogger(log, 'mesh')
       undo.push(() => mesh.stop())
@@ -130,10 +138,36 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       undo.push(() => dir.stop())
       directory = dir
       meshLog.info({ peerId: mesh.localPeerId, multiaddrs: mesh.multiaddrs(), join: config.join }, 'mesh host listening')
+
+      const replLog = componentLogger(log, 'replication')
+      const replication = new ReplicationService({
+        transport: mesh,
+        store: new TierReplicaStore(tier, bytes => { try { decodeRecord(bytes); return true } catch { return false } }),
+        broker,
+        onError: (where, err) => replLog.error({ err, where }, 'replication error'),
+        onRoleChange: v => replLog.info({ topic: v.topic, partition: v.partition, role: v.role, epoch: v.epoch, leader: v.leader, commit: v.commit }, 'replica role'),
+      })
+      await replication.start()
+      undo.push(() => replication.close())
+      meshBroker = new MeshBroker({
+        local: broker,
+        tier,
+        transport: mesh,
+        replication,
+        servers: () => dir.peers().filter(p => p.role === 'server').map(p => p.peerId),
+        autoCreateTopics: config.autoCreateTopics,
+        defaultPartitions: config.defaultPartitions,
+        defaultReplication: config.defaultReplication,
+        onError: (where, err) => meshLog.warn({ err, where }, 'mesh broker'),
+      })
+      await meshBroker.start()
+      const mb = meshBroker
+      undo.push(() => mb.close())
     }
+    const api: BrokerApi = meshBroker ?? broker
 
     const gateway = await startGateway({
-      broker,
+      broker: api,
       host: config.host,
       port: config.httpPort,
       logger: componentLogger(log, 'gateway'),
@@ -144,7 +178,9 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         nodeId,
         version: VERSION,
         dataDir,
-        ...(mesh !== undefined && directory !== undefined ? { mesh: { peerId: mesh.localPeerId, multiaddrs: () => mesh.multiaddrs(), peers: () => directory.peers() } } : {}),
+        ...(mesh !== undefined && directory !== undefined && meshBroker !== undefined
+          ? { mesh: { peerId: mesh.localPeerId, multiaddrs: () => mesh.multiaddrs(), peers: () => directory.peers(), topics: () => meshBroker.definitions(), replicas: () => meshBroker.replicaViews() } }
+          : {}),
       },
     })
     undo.push(() => gateway.close())
@@ -179,7 +215,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       return stopping
     }
 
-    return { broker, gateway, ...(mesh !== undefined ? { mesh } : {}), url, nodeId, dataDir, logger: log, stop }
+    return { broker, api, ...(meshBroker !== undefined ? { meshBroker } : {}), gateway, ...(mesh !== undefined ? { mesh } : {}), url, nodeId, dataDir, logger: log, stop }
   } catch (err) {
     await unwind()
     throw err

@@ -85,6 +85,30 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
   // Every partition is still led and held by the node that owns it locally (replication comes with the
   // mesh's replica layer); the node list is this node plus the GEM nodes connected over the mesh now.
   let elu = perf.eventLoopUtilization()
+  /** Each partition as this node sees it: replicas and leader as node ids, its epoch, and the local offsets. */
+  const partitionViews = () => {
+    const mesh = ctx.info.mesh
+    const nodeOf = new Map<string, string>([...(mesh?.peers() ?? []).map(p => [p.peerId, p.nodeId] as [string, string])])
+    if (mesh !== undefined) nodeOf.set(mesh.peerId, ctx.info.nodeId)
+    const name = (peer: string | null): string | null => peer === null ? null : nodeOf.get(peer) ?? peer
+    const defs = new Map((mesh?.topics?.() ?? []).map(d => [d.name, d]))
+    const replicas = new Map((mesh?.replicas?.() ?? []).map(v => [`${v.topic}/${v.partition}`, v]))
+    return broker.listTopics().flatMap(t => t.offsets.map(o => {
+      const placed = defs.get(t.name)?.replicas[o.partition]
+      const here = replicas.get(`${t.name}/${o.partition}`)
+      const leaderPeer = here !== undefined ? here.leader : placed?.length === 1 ? placed[0] : null
+      return {
+        topic: t.name,
+        partition: o.partition,
+        leader: placed === undefined ? ctx.info.nodeId : name(leaderPeer),
+        replicas: placed === undefined ? [ctx.info.nodeId] : placed.map(p => name(p)),
+        epoch: here?.epoch ?? 0,
+        offsets: { low: o.low, high: o.high, ...(here !== undefined ? { commit: here.commit, end: here.end } : {}) },
+        ...(here !== undefined ? { role: here.role } : {}),
+      }
+    }))
+  }
+
   app.get('/cluster', () => {
     // Load = event-loop utilization since the previous /cluster answer.
     const now = perf.eventLoopUtilization()
@@ -96,14 +120,7 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
         // Other nodes' load arrives with membership's load reports; until then it is unknown, not zero.
         ...(ctx.info.mesh?.peers() ?? []).map(p => nodeView(p, null)),
       ],
-      partitions: broker.listTopics().flatMap(t => t.offsets.map(o => ({
-        topic: t.name,
-        partition: o.partition,
-        leader: ctx.info.nodeId,
-        replicas: [ctx.info.nodeId],
-        epoch: 0,
-        offsets: { low: o.low, high: o.high },
-      }))),
+      partitions: partitionViews(),
     })
   })
 

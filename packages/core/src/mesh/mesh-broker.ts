@@ -1,0 +1,410 @@
+// The broker API on the mesh: topics known to every node, partitions placed on replicas by the ring, publishes routed
+// to the partition leader from any node; reads, tails and groups are served by the local broker from applied records.
+import type { Broker } from '../broker.ts'
+import type {
+  AckResult, BrokerApi, BrokerStats, ConsumerHandle, ConsumerOptions, Delivery, PullOptions, ReadResult, TailHandle,
+  TopicConfig, TopicInfo,
+} from '../broker-types.ts'
+import type { Clock } from '../clock.ts'
+import { systemClock } from '../clock.ts'
+import { GemError, toGemError } from '../errors.ts'
+import type { GemErrorCode } from '../errors.ts'
+import { DEFAULT_PRIORITY } from '../message.ts'
+import type { GemRecord, PublishInput, PublishResult } from '../message.ts'
+import { HashRing } from '../ring/hash-ring.ts'
+import { assignPartitions } from '../ring/assign-partitions.ts'
+import { hashKey } from '../ring/hash.ts'
+import type { StorageTier } from '../store/tier.ts'
+import { assertTopicName } from '../topic-name.ts'
+import type { PartitionReplicaView, ReplicationService } from './replication-service.ts'
+import type { MeshTransport } from './transport.ts'
+
+export const TOPICS_PROTOCOL = '/gem/1/topics'
+export const PUBLISH_PROTOCOL = '/gem/1/publish'
+
+/** A topic as the mesh knows it: the local broker's definition plus the replica list of every partition. */
+export interface MeshTopic {
+  name: string
+  partitions: number
+  replication: number
+  retention: TopicInfo['retention']
+  createdAt: number
+  /** Peer ids per partition, the preferred leader first. */
+  replicas: string[][]
+  /** Set on a tombstone: the topic was deleted at this time. */
+  deletedAt?: number
+}
+
+export interface MeshBrokerOptions {
+  local: Broker
+  tier: StorageTier
+  transport: MeshTransport
+  replication: ReplicationService
+  /** Server peers that can hold partitions now (this node excluded). */
+  servers: () => string[]
+  clock?: Clock
+  autoCreateTopics?: boolean
+  defaultPartitions?: number
+  /** Default 3; clamped to the number of server nodes when a topic is created. */
+  defaultReplication?: number
+  /** How long a publish keeps looking for a partition leader. Default 10 s. */
+  publishTimeoutMs?: number
+  onError?: (where: string, err: unknown) => void
+}
+
+const te = new TextEncoder()
+const td = new TextDecoder()
+const META_PREFIX = 'mesh/topic/'
+const RETRY_MS = 50
+
+type PublishAnswer = { ok: true, result: PublishResult } | { ok: false, code: GemErrorCode, message: string, leader: string | null }
+
+export class MeshBroker implements BrokerApi {
+  private readonly local: Broker
+  private readonly tier: StorageTier
+  private readonly transport: MeshTransport
+  private readonly service: ReplicationService
+  private readonly servers: () => string[]
+  private readonly clock: Clock
+  private readonly opts: { autoCreateTopics: boolean, defaultPartitions: number, defaultReplication: number, publishTimeoutMs: number }
+  private readonly onError: (where: string, err: unknown) => void
+  private readonly topics = new Map<string, MeshTopic>()
+  private readonly nextPartition = new Map<string, number>()
+  private readonly batches = new Map<string, Array<{ record: GemRecord, resolve: (r: PublishResult) => void, reject: (e: unknown) => void }>>()
+  private readonly inFlightIds = new Map<string, Promise<PublishResult>>()
+  private readonly offs: Array<() => void> = []
+  private closed = false
+
+  constructor (options: MeshBrokerOptions) {
+    this.local = options.local
+    this.tier = options.tier
+    this.transport = options.transport
+    this.service = options.replication
+    this.servers = options.servers
+    this.clock = options.clock ?? systemClock
+    this.opts = {
+      autoCreateTopics: options.autoCreateTopics ?? false,
+      defaultPartitions: options.defaultPartitions ?? 1,
+      defaultReplication: options.defaultReplication ?? 3,
+      publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
+    }
+    this.onError = options.onError ?? (() => {})
+  }
+
+  get self (): string { return this.transport.localPeerId }
+
+  /** Loads topic definitions, hosts this node's replicas, serves the mesh protocols and syncs topics with peers. */
+  async start (): Promise<void> {
+    for (const [, value] of await this.tier.listMeta(META_PREFIX)) {
+      const def = JSON.parse(td.decode(value)) as MeshTopic
+      this.topics.set(def.name, def)
+    }
+    // Topics made before the mesh knew them (or with the mesh off) stay where they are: one replica, here.
+    for (const t of this.local.listTopics()) {
+      const def = this.topics.get(t.name)
+      if (def === undefined || def.deletedAt !== undefined) {
+        if (def?.deletedAt !== undefined && def.deletedAt >= t.createdAt) { await this.local.deleteTopic(t.name); continue }
+        await this.saveDef({ name: t.name, partitions: t.partitions, replication: 1, retention: t.retention, createdAt: t.createdAt, replicas: t.offsets.map(() => [this.self]) })
+      }
+    }
+    for (const def of this.topics.values()) if (def.deletedAt === undefined) await this.hostReplicas(def)
+    await this.transport.handle(TOPICS_PROTOCOL, (from, frame) => this.onTopicsRequest(from, frame))
+    await this.transport.handle(PUBLISH_PROTOCOL, (_from, frame) => this.onPublishRequest(frame))
+    this.offs.push(this.transport.on('connect', peer => { void this.syncFrom(peer) }))
+    await Promise.all(this.transport.peers().map(p => this.syncFrom(p)))
+  }
+
+  // ---- topics --------------------------------------------------------------------------------
+
+  async createTopic (name: string, config: TopicConfig = {}): Promise<TopicInfo> {
+    this.assertOpen()
+    assertTopicName(name)
+    if (this.liveDef(name) !== undefined) throw new GemError('TOPIC_EXISTS', `topic ${name} already exists`)
+    const servers = [...new Set([this.self, ...this.servers()])].sort()
+    const requested = config.replication ?? this.opts.defaultReplication
+    if (!Number.isInteger(requested) || requested < 1 || requested > 16) throw new GemError('BAD_REQUEST', 'replication must be an integer from 1 to 16')
+    const replication = Math.min(requested, servers.length)
+    const info = await this.local.createTopic(name, { ...config, replication, partitions: config.partitions ?? this.opts.defaultPartitions })
+    const ring = HashRing.from(servers.map(id => ({ id, weight: 1 })))
+    const placement = assignPartitions(ring, Array.from({ length: info.partitions }, (_, p) => ({ key: `${name}/${p}` })), { replication })
+    const def: MeshTopic = {
+      name, partitions: info.partitions, replication, retention: info.retention, createdAt: info.createdAt,
+      replicas: Array.from({ length: info.partitions }, (_, p) => placement.get(`${name}/${p}`)!),
+    }
+    await this.saveDef(def)
+    await this.hostReplicas(def)
+    await this.broadcast({ op: 'create', topic: def })
+    return this.local.getTopic(name)
+  }
+
+  async deleteTopic (name: string): Promise<void> {
+    this.assertOpen()
+    const def = this.liveDef(name)
+    if (def === undefined) throw new GemError('TOPIC_NOT_FOUND', `topic ${name} does not exist`)
+    await this.dropTopic(def, this.clock.now())
+    await this.broadcast({ op: 'delete', topic: this.topics.get(name)! })
+  }
+
+  getTopic (name: string): TopicInfo { return this.local.getTopic(name) }
+  listTopics (): TopicInfo[] { return this.local.listTopics() }
+
+  /** Every live topic with its replica lists (for /cluster). */
+  definitions (): MeshTopic[] { return [...this.topics.values()].filter(d => d.deletedAt === undefined) }
+
+  /** This node's replicas: role, leader, epoch, commit point. */
+  replicaViews (): PartitionReplicaView[] { return this.service.views() }
+
+  // ---- publish -------------------------------------------------------------------------------
+
+  async publish (topic: string, input: PublishInput): Promise<PublishResult> {
+    this.assertOpen()
+    const def = this.liveDef(topic) ?? await this.autoCreate(topic)
+    this.local.checkPublish(topic, input)
+    const partition = input.partition ?? this.choosePartition(def, input.key)
+    // The id is fixed here, at the entry node, so that every retry after a failover is the same publish.
+    const given = input.id !== undefined
+    const id = input.id ?? crypto.randomUUID()
+    const deadline = this.clock.now() + this.opts.publishTimeoutMs
+    const replicas = def.replicas[partition]
+    let hint: string | null = null
+    let turn = 0
+    let lastError: GemError | undefined
+    for (;;) {
+      const target: string = replicas.length === 1 ? replicas[0] : (this.service.leaderOf(topic, partition) ?? hint ?? replicas[turn++ % replicas.length])
+      try {
+        if (target === this.self) return await this.publishHere(def, partition, { ...input, partition, id }, given)
+        const answer = await this.forward(target, topic, { ...input, partition, id }, given)
+        if (answer.ok) return answer.result
+        lastError = new GemError(answer.code, answer.message)
+        if (answer.code !== 'NOT_LEADER') throw lastError
+        hint = answer.leader !== target ? answer.leader : null
+      } catch (err) {
+        const e = toGemError(err)
+        if (!['NOT_LEADER', 'PEER_UNREACHABLE', 'TIMEOUT', 'UNAVAILABLE', 'CLOSED'].includes(e.code) || this.closed) throw e
+        if (e.code === 'CLOSED' && target === this.self) throw e
+        lastError = e
+        hint = null
+      }
+      if (this.clock.now() + RETRY_MS > deadline) {
+        throw new GemError('NO_QUORUM', `no leader for ${topic}/${partition} acknowledged within ${this.opts.publishTimeoutMs} ms (last: ${lastError?.code ?? 'none'} ${lastError?.message ?? ''})`)
+      }
+      await new Promise<void>(resolve => this.clock.setTimer(RETRY_MS, resolve))
+    }
+  }
+
+  checkPublish (topic: string, input: PublishInput): void { this.local.checkPublish(topic, input) }
+
+  /** This node leads the partition (or owns its only replica): dedup, then sequence through replication. */
+  private async publishHere (def: MeshTopic, partition: number, input: PublishInput & { id: string }, given: boolean): Promise<PublishResult> {
+    if (def.replicas[partition].length === 1) return await this.local.publish(def.name, input)
+    const key = `${def.name}\u0000${input.id}`
+    if (given) {
+      const seen = this.local.findId(def.name, input.id)
+      if (seen !== undefined) return { id: input.id, ...seen, duplicate: true }
+      const inFlight = this.inFlightIds.get(key)
+      if (inFlight !== undefined) return { ...(await inFlight), duplicate: true }
+    }
+    const atTail = this.service.findTailId(def.name, partition, input.id)
+    if (atTail !== undefined) {
+      const r = await this.service.awaitOffset(def.name, partition, atTail)
+      return { id: r.id, partition, offset: r.offset, duplicate: true }
+    }
+    const p = new Promise<PublishResult>((resolve, reject) => {
+      const stream = `${def.name}/${partition}`
+      let batch = this.batches.get(stream)
+      if (batch === undefined) {
+        batch = []
+        this.batches.set(stream, batch)
+        // Publishes arriving in the same turn share one proposal: one replica write, one append per follower.
+        queueMicrotask(() => this.flushBatch(def.name, partition, stream))
+      }
+      batch.push({ record: toRecord(def.name, input, input.id, partition), resolve, reject })
+    })
+    this.inFlightIds.set(key, p)
+    try { return await p } finally { this.inFlightIds.delete(key) }
+  }
+
+  private flushBatch (topic: string, partition: number, stream: string): void {
+    const batch = this.batches.get(stream) ?? []
+    this.batches.delete(stream)
+    if (batch.length === 0) return
+    let promises: Array<Promise<GemRecord>>
+    try {
+      promises = this.service.propose(topic, partition, batch.map(b => b.record))
+    } catch (err) {
+      for (const b of batch) b.reject(err)
+      return
+    }
+    promises.forEach((p, i) => p.then(r => batch[i].resolve({ id: r.id, partition, offset: r.offset, duplicate: false }), batch[i].reject))
+  }
+
+  private async forward (peer: string, topic: string, input: PublishInput & { id: string, partition: number }, given: boolean): Promise<PublishAnswer> {
+    const { payload, ...rest } = input
+    const head = te.encode(JSON.stringify({ topic, given, input: rest }))
+    const frame = new Uint8Array(4 + head.byteLength + payload.byteLength)
+    new DataView(frame.buffer).setUint32(0, head.byteLength)
+    frame.set(head, 4)
+    frame.set(payload, 4 + head.byteLength)
+    const answer = await this.transport.request(peer, PUBLISH_PROTOCOL, frame, { timeoutMs: 5_000 })
+    return JSON.parse(td.decode(answer)) as PublishAnswer
+  }
+
+  private async onPublishRequest (frame: Uint8Array): Promise<Uint8Array> {
+    if (frame.byteLength < 4) throw new GemError('BAD_REQUEST', 'publish frame: too short')
+    const headLength = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(0)
+    if (headLength > frame.byteLength - 4) throw new GemError('BAD_REQUEST', 'publish frame: header past the end')
+    let head: { topic?: unknown, given?: unknown, input?: Record<string, unknown> }
+    try { head = JSON.parse(td.decode(frame.subarray(4, 4 + headLength))) } catch { throw new GemError('BAD_REQUEST', 'publish frame: header is not JSON') }
+    const input = head.input
+    if (typeof head.topic !== 'string' || typeof input !== 'object' || input === null || typeof input.id !== 'string' || !Number.isInteger(input.partition)) {
+      throw new GemError('BAD_REQUEST', 'publish frame: needs topic, input.id and input.partition')
+    }
+    const def = this.liveDef(head.topic)
+    if (def === undefined) throw new GemError('TOPIC_NOT_FOUND', `topic ${head.topic} does not exist on this node`)
+    const partition = input.partition as number
+    if (partition < 0 || partition >= def.partitions) throw new GemError('BAD_REQUEST', `partition ${partition} is out of range`)
+    const publishInput = { ...(input as unknown as PublishInput), payload: frame.slice(4 + headLength), partition, id: input.id as string }
+    this.local.checkPublish(head.topic, publishInput)
+    const replicas = def.replicas[partition]
+    if (replicas.length > 1 && this.service.leaderOf(head.topic, partition) !== this.self) {
+      return answer({ ok: false, code: 'NOT_LEADER', message: `${this.self} does not lead ${head.topic}/${partition}`, leader: this.service.leaderOf(head.topic, partition) })
+    }
+    if (replicas.length === 1 && replicas[0] !== this.self) {
+      return answer({ ok: false, code: 'NOT_LEADER', message: `${head.topic}/${partition} lives on ${replicas[0]}`, leader: replicas[0] })
+    }
+    try {
+      return answer({ ok: true, result: await this.publishHere(def, partition, publishInput, head.given === true) })
+    } catch (err) {
+      const e = toGemError(err)
+      if (e.code !== 'NOT_LEADER') throw e
+      return answer({ ok: false, code: e.code, message: e.message, leader: (e.details?.leader as string | null | undefined) ?? null })
+    }
+  }
+
+  private choosePartition (def: MeshTopic, key: string | undefined): number {
+    if (def.partitions === 1) return 0
+    if (key !== undefined) return hashKey(key) % def.partitions
+    const p = this.nextPartition.get(def.name) ?? 0
+    this.nextPartition.set(def.name, (p + 1) % def.partitions)
+    return p
+  }
+
+  private async autoCreate (topic: string): Promise<MeshTopic> {
+    if (!this.opts.autoCreateTopics) throw new GemError('TOPIC_NOT_FOUND', `topic ${topic} does not exist`)
+    try { await this.createTopic(topic) } catch (err) { if (!GemError.is(err, 'TOPIC_EXISTS')) throw err }
+    return this.liveDef(topic) ?? (() => { throw new GemError('TOPIC_NOT_FOUND', `topic ${topic} does not exist`) })()
+  }
+
+  // ---- everything else is the local broker's ---------------------------------------------------
+
+  read (topic: string, partition: number, from: number, limit: number): Promise<ReadResult> { return this.local.read(topic, partition, from, limit) }
+  consume (topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void, onEnd?: (err: GemError) => void): Promise<ConsumerHandle> { return this.local.consume(topic, opts, deliver, onEnd) }
+  pull (topic: string, group: string, opts?: PullOptions): Promise<Delivery[]> { return this.local.pull(topic, group, opts) }
+  ack (topic: string, group: string, tags: string[]): Promise<AckResult> { return this.local.ack(topic, group, tags) }
+  nack (topic: string, group: string, tags: string[], delayMs?: number): Promise<AckResult> { return this.local.nack(topic, group, tags, delayMs) }
+  tail (topic: string, opts: { lastN?: number }, onRecords: (records: GemRecord[]) => void, onEnd?: (err: GemError) => void): Promise<TailHandle> { return this.local.tail(topic, opts, onRecords, onEnd) }
+  stats (): BrokerStats { return this.local.stats() }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const off of this.offs.splice(0)) off()
+    await this.transport.unhandle(TOPICS_PROTOCOL).catch(() => {})
+    await this.transport.unhandle(PUBLISH_PROTOCOL).catch(() => {})
+    await this.service.close()
+  }
+
+  // ---- topic definitions across nodes ----------------------------------------------------------
+
+  private liveDef (name: string): MeshTopic | undefined {
+    const d = this.topics.get(name)
+    return d === undefined || d.deletedAt !== undefined ? undefined : d
+  }
+
+  private async saveDef (def: MeshTopic): Promise<void> {
+    this.topics.set(def.name, def)
+    await this.tier.write({ chunks: [], meta: [{ key: META_PREFIX + def.name, value: te.encode(JSON.stringify(def)) }] })
+  }
+
+  private async hostReplicas (def: MeshTopic): Promise<void> {
+    for (let p = 0; p < def.partitions; p++) {
+      const replicas = def.replicas[p]
+      if (replicas.length > 1 && replicas.includes(this.self)) await this.service.host(def.name, p, replicas)
+    }
+  }
+
+  private async dropTopic (def: MeshTopic, deletedAt: number): Promise<void> {
+    for (let p = 0; p < def.partitions; p++) if (this.service.isHosted(def.name, p)) await this.service.unhost(def.name, p, true)
+    try { await this.local.deleteTopic(def.name) } catch (err) { if (!GemError.is(err, 'TOPIC_NOT_FOUND')) throw err }
+    await this.saveDef({ ...def, deletedAt })
+  }
+
+  /** Applies a definition learnt from a peer: a newer create installs the topic, a newer tombstone removes it. */
+  private async install (def: MeshTopic): Promise<void> {
+    const known = this.topics.get(def.name)
+    if (def.deletedAt !== undefined) {
+      if (known !== undefined && known.deletedAt === undefined && known.createdAt <= def.deletedAt) await this.dropTopic(known, def.deletedAt)
+      else if (known === undefined) await this.saveDef(def)
+      return
+    }
+    if (known !== undefined) {
+      if (known.deletedAt !== undefined && known.deletedAt >= def.createdAt) return // deleted after this create
+      if (known.deletedAt === undefined) {
+        if (known.createdAt !== def.createdAt || JSON.stringify(known.replicas) !== JSON.stringify(def.replicas)) {
+          this.onError('topic-conflict', new GemError('TOPIC_EXISTS', `topic ${def.name} was created on two nodes with different placements; keeping ours`))
+        }
+        return
+      }
+    }
+    try {
+      await this.local.createTopic(def.name, { partitions: def.partitions, replication: def.replication, retention: def.retention })
+    } catch (err) { if (!GemError.is(err, 'TOPIC_EXISTS')) throw err }
+    await this.saveDef(def)
+    await this.hostReplicas(def)
+  }
+
+  private async onTopicsRequest (_from: string, frame: Uint8Array): Promise<Uint8Array> {
+    let req: { op?: unknown, topic?: unknown }
+    try { req = JSON.parse(td.decode(frame)) } catch { throw new GemError('BAD_REQUEST', 'topics request: not JSON') }
+    if (req.op === 'list') return te.encode(JSON.stringify({ topics: [...this.topics.values()] }))
+    if ((req.op === 'create' || req.op === 'delete') && isMeshTopic(req.topic)) {
+      await this.install(req.topic)
+      return te.encode('{}')
+    }
+    throw new GemError('BAD_REQUEST', 'topics request: expected {op: list} or {op: create|delete, topic}')
+  }
+
+  private async broadcast (req: { op: 'create' | 'delete', topic: MeshTopic }): Promise<void> {
+    const frame = te.encode(JSON.stringify(req))
+    // Best effort now; a peer that misses it learns the topic when it next connects (syncFrom).
+    await Promise.all(this.transport.peers().map(p => this.transport.request(p, TOPICS_PROTOCOL, frame, { timeoutMs: 5_000 }).catch(err => this.onError('topic-broadcast', err))))
+  }
+
+  private async syncFrom (peer: string): Promise<void> {
+    try {
+      const answer = JSON.parse(td.decode(await this.transport.request(peer, TOPICS_PROTOCOL, te.encode('{"op":"list"}'), { timeoutMs: 5_000 }))) as { topics?: unknown[] }
+      for (const def of answer.topics ?? []) if (isMeshTopic(def)) await this.install(def)
+    } catch (err) {
+      this.onError('topic-sync', err)
+    }
+  }
+
+  private assertOpen (): void { if (this.closed) throw new GemError('CLOSED', 'the broker is closed') }
+}
+
+function answer (a: PublishAnswer): Uint8Array { return te.encode(JSON.stringify(a)) }
+
+function isMeshTopic (x: unknown): x is MeshTopic {
+  const d = x as Partial<MeshTopic>
+  return typeof d === 'object' && d !== null && typeof d.name === 'string' && Number.isInteger(d.partitions) && (d.partitions as number) >= 1 &&
+    Number.isInteger(d.replication) && typeof d.createdAt === 'number' && typeof d.retention === 'object' && d.retention !== null &&
+    Array.isArray(d.replicas) && d.replicas.length === d.partitions && d.replicas.every(r => Array.isArray(r) && r.length >= 1 && r.every(id => typeof id === 'string'))
+}
+
+function toRecord (topic: string, input: PublishInput, id: string, partition: number): GemRecord {
+  return {
+    id, topic, key: input.key, partition, offset: -1, payload: input.payload, headers: input.headers ?? {},
+    priority: input.priority ?? DEFAULT_PRIORITY, timestamp: 0, producerId: input.producerId, sequence: input.sequence,
+    ttl: input.ttl ?? 0, attempt: 0,
+  }
+}

@@ -1,0 +1,284 @@
+// Runs this node's partition replicas on the mesh: `/gem/1/replicate` frames in and out, durable writes through the
+// replica store, timers from the clock, and committed entries applied to the local broker in offset order.
+import type { Broker } from '../broker.ts'
+import type { Clock } from '../clock.ts'
+import { systemClock } from '../clock.ts'
+import { decodeRecord, encodeRecord } from '../codec.ts'
+import { GemError, toGemError } from '../errors.ts'
+import type { GemRecord } from '../message.ts'
+import { PartitionReplica } from '../replication/replica.ts'
+import type { ReplicaConfig, Role } from '../replication/replica.ts'
+import { decodeReplicationFrame, encodeReplicationFrame } from '../replication/replica-codec.ts'
+import type { TierReplicaStore } from '../replication/replica-store.ts'
+import { streamId } from '../store/tier.ts'
+import type { MeshTransport } from './transport.ts'
+
+export const REPLICATE_PROTOCOL = '/gem/1/replicate'
+
+/** Election and heartbeat timing for real networks: GC pauses of tens of ms must not start elections. */
+export const MESH_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 600, electionMaxMs: 1200, heartbeatMs: 75, maxBatch: 1024 }
+const TICK_MS = 10
+const APPLY_BATCH = 2048
+
+export interface PartitionReplicaView {
+  topic: string
+  partition: number
+  replicas: string[]
+  role: Role
+  leader: string | null
+  epoch: number
+  commit: number
+  end: number
+  applied: number
+  repairing: boolean
+}
+
+export interface ReplicationServiceOptions {
+  transport: MeshTransport
+  store: TierReplicaStore
+  broker: Broker
+  clock?: Clock
+  random?: () => number
+  replica?: Partial<ReplicaConfig>
+  onError?: (where: string, err: unknown) => void
+  /** A replica of this node became leader or follower. */
+  onRoleChange?: (view: PartitionReplicaView) => void
+}
+
+interface Waiter { offset: number, epoch: number, resolve: (r: GemRecord) => void, reject: (e: unknown) => void, record: GemRecord }
+
+class Hosted {
+  readonly topic: string
+  readonly partition: number
+  readonly stream: string
+  readonly replica: PartitionReplica<Uint8Array>
+  applied: number
+  applying = false
+  closed = false
+  role = ''
+  /** Proposals waiting for their commit and local apply, in offset order. */
+  waiters: Waiter[] = []
+  /** Ids of entries this leader holds beyond what the broker applied: retries must find them. */
+  tailIds = new Map<string, number>()
+  tailEpoch = -1
+
+  constructor (topic: string, partition: number, replica: PartitionReplica<Uint8Array>, applied: number) {
+    this.topic = topic
+    this.partition = partition
+    this.stream = streamId(topic, partition)
+    this.replica = replica
+    this.applied = applied
+  }
+}
+
+export class ReplicationService {
+  private readonly transport: MeshTransport
+  private readonly store: TierReplicaStore
+  private readonly broker: Broker
+  private readonly clock: Clock
+  private readonly random: () => number
+  private readonly config: Partial<ReplicaConfig>
+  private readonly onError: (where: string, err: unknown) => void
+  private readonly onRoleChange: (view: PartitionReplicaView) => void
+  private readonly hosted = new Map<string, Hosted>()
+  private timer: unknown
+  private closed = false
+
+  constructor (options: ReplicationServiceOptions) {
+    this.transport = options.transport
+    this.store = options.store
+    this.broker = options.broker
+    this.clock = options.clock ?? systemClock
+    this.random = options.random ?? Math.random
+    this.config = { ...MESH_REPLICA_CONFIG, ...options.replica }
+    this.onError = options.onError ?? (() => {})
+    this.onRoleChange = options.onRoleChange ?? (() => {})
+  }
+
+  get self (): string { return this.transport.localPeerId }
+
+  async start (): Promise<void> {
+    await this.transport.handle(REPLICATE_PROTOCOL, (from, frame) => {
+      const env = decodeReplicationFrame(frame) // a bad frame throws BAD_REQUEST to the transport, which reports it
+      const h = this.hosted.get(streamId(env.topic, env.partition))
+      if (h === undefined || h.closed) return
+      h.replica.receive(from, env.message, this.clock.now())
+      this.after(h)
+    })
+    this.arm()
+  }
+
+  /** Starts (or keeps) this node's replica of `topic/partition` among `replicas` (peer ids). */
+  async host (topic: string, partition: number, replicas: readonly string[]): Promise<void> {
+    const stream = streamId(topic, partition)
+    if (this.hosted.has(stream)) return
+    const recovered = await this.store.recover(stream)
+    const applied = this.broker.getTopic(topic).offsets[partition]?.high ?? 0
+    const replica = new PartitionReplica<Uint8Array>(this.self, replicas, recovered, this.clock.now(), this.random, this.config)
+    const h = new Hosted(topic, partition, replica, applied)
+    this.hosted.set(stream, h)
+    this.after(h)
+  }
+
+  /** Stops the replica; `drop` also deletes its replica log (the topic was deleted). */
+  async unhost (topic: string, partition: number, drop: boolean): Promise<void> {
+    const stream = streamId(topic, partition)
+    const h = this.hosted.get(stream)
+    this.hosted.delete(stream)
+    if (h !== undefined) {
+      h.closed = true
+      const gone = new GemError('TOPIC_NOT_FOUND', `topic ${topic} was deleted`)
+      for (const w of h.waiters.splice(0)) w.reject(gone)
+    }
+    if (drop) await this.store.drop(stream)
+  }
+
+  isHosted (topic: string, partition: number): boolean { return this.hosted.has(streamId(topic, partition)) }
+
+  /** The leader as this node knows it (a peer id), or null during an election or when not hosted here. */
+  leaderOf (topic: string, partition: number): string | null {
+    return this.hosted.get(streamId(topic, partition))?.replica.leader ?? null
+  }
+
+  /** Leader only: where an id already sits in the log beyond what was applied, if it does. */
+  findTailId (topic: string, partition: number, id: string): number | undefined {
+    const h = this.hosted.get(streamId(topic, partition))
+    if (h === undefined || h.replica.role !== 'leader') return undefined
+    this.indexTail(h)
+    return h.tailIds.get(id)
+  }
+
+  /**
+   * Leader only: appends records (offset and timestamp assigned here) and resolves each once a majority holds it
+   * durably and this node has applied it. Rejects with NOT_LEADER (details.leader) when this node is not the leader
+   * or loses leadership before the commit.
+   */
+  propose (topic: string, partition: number, records: GemRecord[]): Array<Promise<GemRecord>> {
+    const h = this.hosted.get(streamId(topic, partition))
+    if (h === undefined || h.closed) throw new GemError('NOT_LEADER', `partition ${topic}/${partition} has no replica here`, { leader: null })
+    const r = h.replica
+    if (r.role !== 'leader') throw new GemError('NOT_LEADER', `not the leader of ${topic}/${partition}`, { leader: r.leader })
+    this.indexTail(h)
+    const now = this.clock.now()
+    const start = r.end
+    const values = records.map((rec, i) => { rec.offset = start + i; rec.timestamp = now; return encodeRecord(rec) })
+    const { epoch } = r.propose(values, now)
+    const promises = records.map((record, i) => new Promise<GemRecord>((resolve, reject) => {
+      h.waiters.push({ offset: start + i, epoch, resolve, reject, record })
+      h.tailIds.set(record.id, start + i)
+    }))
+    this.after(h)
+    return promises
+  }
+
+  /** Waits for an entry already in the leader's log (a retried id) to commit and apply. */
+  awaitOffset (topic: string, partition: number, offset: number): Promise<GemRecord> {
+    const h = this.hosted.get(streamId(topic, partition))
+    if (h === undefined || h.replica.role !== 'leader') return Promise.reject(new GemError('NOT_LEADER', `not the leader of ${topic}/${partition}`, { leader: h?.replica.leader ?? null }))
+    const record = decodeRecord(h.replica.entry(offset)!.value)
+    if (offset < h.applied) return Promise.resolve(record)
+    return new Promise((resolve, reject) => {
+      h.waiters.push({ offset, epoch: h.replica.epoch, resolve, reject, record })
+      h.waiters.sort((a, b) => a.offset - b.offset)
+    })
+  }
+
+  views (): PartitionReplicaView[] {
+    return [...this.hosted.values()].map(h => this.view(h))
+  }
+
+  view (h: Hosted): PartitionReplicaView {
+    const r = h.replica
+    return { topic: h.topic, partition: h.partition, replicas: [...r.replicas], role: r.role, leader: r.leader, epoch: r.epoch, commit: r.commit, end: r.end, applied: h.applied, repairing: r.repairing }
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer)
+    const closing = new GemError('CLOSED', 'the node is shutting down')
+    for (const h of this.hosted.values()) { h.closed = true; for (const w of h.waiters.splice(0)) w.reject(closing) }
+    this.hosted.clear()
+    await this.transport.unhandle(REPLICATE_PROTOCOL).catch(() => {})
+  }
+
+  // ---- driving the replicas ------------------------------------------------------------------
+
+  private arm (): void {
+    if (this.closed) return
+    this.timer = this.clock.setTimer(TICK_MS, () => {
+      const now = this.clock.now()
+      for (const h of this.hosted.values()) {
+        if (now >= h.replica.nextTimer) { h.replica.tick(now); this.after(h) }
+      }
+      this.arm()
+    })
+  }
+
+  /** Carries out what the replica asked for, then settles proposals and applies what committed. */
+  private after (h: Hosted): void {
+    if (h.closed) return
+    const r = h.replica
+    for (const a of r.drain()) {
+      if (a.type === 'send') {
+        this.transport.send(a.to, REPLICATE_PROTOCOL, encodeReplicationFrame({ topic: h.topic, partition: h.partition, message: a.message }))
+          .catch(() => { /* at most once by design: the replica resends what is not acknowledged */ })
+      } else {
+        this.store.write(h.stream, a.write).then(
+          () => { if (!h.closed) { r.durable(a.token, this.clock.now()); this.after(h) } },
+          err => this.onError('replica-write', err),
+        )
+      }
+    }
+    const role = `${r.role}@${r.epoch}`
+    if (role !== h.role) {
+      h.role = role
+      if (r.role !== 'leader') this.failWaiters(h)
+      try { this.onRoleChange(this.view(h)) } catch (err) { this.onError('role-change', err) }
+    }
+    if (!h.applying && h.applied < r.commit) void this.apply(h)
+  }
+
+  private failWaiters (h: Hosted): void {
+    if (h.waiters.length === 0) return
+    const err = new GemError('NOT_LEADER', `lost the leadership of ${h.topic}/${h.partition} before the commit`, { leader: h.replica.leader })
+    for (const w of h.waiters.splice(0)) w.reject(err)
+  }
+
+  private async apply (h: Hosted): Promise<void> {
+    h.applying = true
+    try {
+      while (!h.closed && h.applied < h.replica.commit) {
+        const from = h.applied
+        const entries = h.replica.committed(from, APPLY_BATCH)
+        const records = entries.map(e => decodeRecord(e.value))
+        await this.broker.appendSequenced(h.topic, h.partition, records)
+        h.applied = from + records.length
+        for (const rec of records) h.tailIds.delete(rec.id)
+        this.settle(h)
+      }
+    } catch (err) {
+      this.onError('apply', toGemError(err))
+    } finally {
+      h.applying = false
+    }
+  }
+
+  private settle (h: Hosted): void {
+    const r = h.replica
+    while (h.waiters.length > 0 && h.waiters[0].offset < h.applied) {
+      const w = h.waiters.shift()!
+      // Only the leader that proposed it in this epoch may acknowledge it (one acking leader per epoch).
+      if (r.role === 'leader' && r.epoch === w.epoch) w.resolve(w.record)
+      else w.reject(new GemError('NOT_LEADER', `lost the leadership of ${h.topic}/${h.partition}`, { leader: r.leader }))
+    }
+  }
+
+  private indexTail (h: Hosted): void {
+    const r = h.replica
+    if (h.tailEpoch === r.epoch) return
+    h.tailEpoch = r.epoch
+    h.tailIds = new Map()
+    for (let o = h.applied; o < r.end; o++) h.tailIds.set(decodeRecord(r.entry(o)!.value).id, o)
+  }
+}

@@ -1,0 +1,89 @@
+// Three real node processes over TCP on loopback, replication 3: publishes through one node while the partition leader
+// is SIGKILLed resume through the survivors, and after the restart every replica holds every acknowledged message once.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { api, readAll, startGem, tempDataDir } from './support/gem-process.ts'
+import type { GemProcess } from './support/gem-process.ts'
+import { waitFor } from '../packages/core/test/wait-for.ts'
+
+interface PartitionView { topic: string, partition: number, leader: string | null, replicas: string[], epoch: number, role?: string }
+
+async function partitionOn (url: string, topic: string): Promise<PartitionView | undefined> {
+  const r = await api(url, 'GET', '/cluster')
+  return (r.json.partitions as PartitionView[]).find(p => p.topic === topic && p.partition === 0)
+}
+
+/** Starts three joined nodes and waits until each lists all three in /cluster. */
+async function startMesh (dirs: string[], extra: string[] = []): Promise<GemProcess[]> {
+  const nodes: GemProcess[] = []
+  nodes.push(await startGem(dirs[0], ['--webrtc-direct', 'false', ...extra]))
+  for (const d of dirs.slice(1)) nodes.push(await startGem(d, ['--webrtc-direct', 'false', '--join', nodes[0].url, ...extra]))
+  for (const n of nodes) await waitFor(async () => (await api(n.url, 'GET', '/cluster')).json.nodes.length === 3, `three nodes in ${n.url}/cluster`, 30_000)
+  return nodes
+}
+
+test('publish through one node while the partition leader is SIGKILLed: publishing resumes, and every replica converges', { timeout: 180_000 }, async () => {
+  const dirs = [tempDataDir('gem-fo-'), tempDataDir('gem-fo-'), tempDataDir('gem-fo-')]
+  let nodes: GemProcess[] = []
+  try {
+    nodes = await startMesh(dirs.map(d => d.dir))
+    const ids = await Promise.all(nodes.map(async n => (await api(n.url, 'GET', '/info')).json.node_id as string))
+    const created = await api(nodes[0].url, 'POST', '/topics', { name: 'orders', replication: 3 })
+    assert.equal(created.status, 201, JSON.stringify(created.json))
+    assert.equal(created.json.replication, 3)
+    // Every node learns the topic and its replicas elect one leader.
+    const leaderId = await waitFor(async () => {
+      const views = await Promise.all(nodes.map(n => partitionOn(n.url, 'orders')))
+      const leaders = new Set(views.map(v => v?.leader))
+      return views.every(v => v !== undefined && v.replicas.length === 3) && leaders.size === 1 && !leaders.has(null) ? views[0]!.leader : undefined
+    }, 'one leader for orders/0 seen by every node', 30_000)
+    const leaderIndex = ids.indexOf(leaderId!)
+    assert.ok(leaderIndex >= 0)
+    // Publish through a node that is not the leader, so the publish is forwarded, and keep going through the kill.
+    const entry = nodes[(leaderIndex + 1) % 3]
+    const acked = new Map<string, number>()
+    const failures: string[] = []
+    let killedAt = -1
+    let firstAfterKill = -1
+    const total = 400
+    for (let i = 0; i < total; i++) {
+      if (i === 150) { await nodes[leaderIndex].kill(); killedAt = Date.now() }
+      const id = `m-${i}`
+      // A client retries a failed publish with the same id; idempotency keeps it stored once.
+      for (let attempt = 0; ; attempt++) {
+        const r = await api(entry.url, 'POST', '/topics/orders/messages', { id, payload: `order ${i}` })
+        if (r.status === 201) {
+          acked.set(id, r.json.offset)
+          if (killedAt > 0 && firstAfterKill < 0) firstAfterKill = Date.now()
+          break
+        }
+        if (attempt > 20) { failures.push(`${id}: ${r.status} ${JSON.stringify(r.json)}`); break }
+      }
+    }
+    assert.deepEqual(failures, [])
+    assert.equal(acked.size, total)
+    console.log(`failover: first acknowledged publish ${firstAfterKill - killedAt} ms after the SIGKILL of the leader`)
+    const newLeader = await waitFor(async () => { const v = await partitionOn(entry.url, 'orders'); return v?.leader !== leaderId && v?.leader !== null ? v?.leader : undefined }, 'a new leader', 20_000)
+    assert.notEqual(newLeader, leaderId)
+    const epochAfter = (await partitionOn(entry.url, 'orders'))!.epoch
+
+    // The killed node comes back on its data directory and catches up.
+    nodes[leaderIndex] = await startGem(dirs[leaderIndex].dir, ['--webrtc-direct', 'false', '--join', entry.url])
+    for (const [i, n] of nodes.entries()) {
+      await waitFor(async () => (await readAll(n.url, 'orders')).length >= total, `node ${i} holds all ${total} messages`, 60_000)
+      const all = await readAll(n.url, 'orders')
+      const seen = new Map<string, number>()
+      for (const m of all) {
+        assert.ok(!seen.has(m.id), `node ${i}: ${m.id} stored twice`)
+        seen.set(m.id, m.offset)
+      }
+      for (const [id, offset] of acked) assert.equal(seen.get(id), offset, `node ${i}: acknowledged ${id} at offset ${offset}`)
+      assert.deepEqual(all.map(m => m.offset), all.map((_, k) => k), `node ${i}: dense offsets`)
+    }
+    const back = await partitionOn(nodes[leaderIndex].url, 'orders')
+    assert.ok(back!.epoch >= epochAfter, 'the returning node follows the newer epoch')
+  } finally {
+    for (const n of nodes) await n.kill()
+    for (const d of dirs) d.remove()
+  }
+})
