@@ -56,6 +56,7 @@ const te = new TextEncoder()
 const td = new TextDecoder()
 const META_PREFIX = 'mesh/topic/'
 const RETRY_MS = 50
+const SYNC_ATTEMPTS = 8
 
 type PublishAnswer = { ok: true, result: PublishResult } | { ok: false, code: GemErrorCode, message: string, leader: string | null }
 
@@ -380,12 +381,16 @@ export class MeshBroker implements BrokerApi {
     await Promise.all(this.transport.peers().map(p => this.transport.request(p, TOPICS_PROTOCOL, frame, { timeoutMs: 5_000 }).catch(err => this.onError('topic-broadcast', err))))
   }
 
-  private async syncFrom (peer: string): Promise<void> {
+  private async syncFrom (peer: string, attempt = 1): Promise<void> {
+    if (this.closed) return
     try {
       const answer = JSON.parse(td.decode(await this.transport.request(peer, TOPICS_PROTOCOL, te.encode('{"op":"list"}'), { timeoutMs: 5_000 }))) as { topics?: unknown[] }
       for (const def of answer.topics ?? []) if (isMeshTopic(def)) await this.install(def)
     } catch (err) {
-      this.onError('topic-sync', err)
+      // A peer that connected while still starting does not serve the protocol yet: ask again shortly.
+      if (attempt < SYNC_ATTEMPTS && this.transport.peers().includes(peer)) {
+        this.clock.setTimer(250 * attempt, () => { void this.syncFrom(peer, attempt + 1) })
+      } else this.onError('topic-sync', err)
     }
   }
 

@@ -95,6 +95,16 @@ function buildProgram (done: (code: number) => void, signal: AbortSignal): Comma
     .addOption(urlOption())
     .action(async (opts) => { done(await statusCommand(opts)) })
 
+  program.command('local-mesh')
+    .description('run a mesh of several nodes on this machine, each a `gem start` process (what `npm start` runs)')
+    .option('--nodes <n>', 'how many nodes', '3')
+    .option('--data-dir <dir>', 'parent of the nodes\' data directories (node-1, node-2, ...)', '.gem-data')
+    .option('--http-port <port>', 'gateway port of the first node; the others take the next ones (0: any free port)', '8080')
+    .action(async (opts) => {
+      const { localMeshCommand } = await import('./local-mesh.ts')
+      done(await localMeshCommand(opts))
+    })
+
   // Listed for --help; runCli hands `bench` and everything after it to the harness untouched.
   program.command('bench').description('run the benchmark harness (node bench/run.ts) with the given arguments')
     .argument('[args...]').allowUnknownOption()
