@@ -23,18 +23,25 @@ const CLOSE_GRACE_MS = 5_000
 const TEXT = { binary: false }
 
 /**
- * Event frames by record: a commit batch fans out to every subscriber of the topic with the same record objects,
- * so each frame is serialized and encoded once, not once per subscriber.
+ * The event frames of the commit batch last sent: a batch fans out to every subscriber of the topic with the same
+ * records array, one subscriber after another in the same turn, so each frame is serialized and encoded once, not
+ * once per subscriber. Only the last batch is kept: a cache keyed by record (a WeakMap) would keep every frame alive
+ * as long as its record stays in the in-memory tail, which the young-generation GC then copies and promotes.
  */
-const eventFrames = new WeakMap<GemRecord, Buffer>()
+let framesOf: GemRecord[] | undefined
+let frames: Buffer[] = []
 
-function eventFrame (r: GemRecord): Buffer {
-  let f = eventFrames.get(r)
-  if (f === undefined) {
-    f = Buffer.from(JSON.stringify({ type: 'event', topic: r.topic, message: messageView(r), ts: isoNow() }))
-    eventFrames.set(r, f)
+function eventFrames (records: GemRecord[]): Buffer[] {
+  if (records === framesOf) return frames
+  const out = new Array<Buffer>(records.length)
+  const ts = isoNow()
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]
+    out[i] = Buffer.from(JSON.stringify({ type: 'event', topic: r.topic, message: messageView(r), ts }))
   }
-  return f
+  framesOf = records
+  frames = out
+  return out
 }
 
 export class WsGateway {
@@ -273,8 +280,9 @@ class WsConnection {
 
   private sendRecords (records: GemRecord[]): void {
     if (this.closing) return
-    for (const r of records) {
-      const frame = eventFrame(r)
+    const all = eventFrames(records)
+    for (let i = 0; i < all.length; i++) {
+      const frame = all[i]
       if (this.dropOldest && (this.backlogHead < this.backlog.length || this.overLimit())) {
         this.queueEvent(frame)
       } else {
