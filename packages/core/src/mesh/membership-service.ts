@@ -97,7 +97,12 @@ export class MembershipService {
   async start (): Promise<void> {
     if (this.state !== 'new') throw new GemError('CLOSED', 'a membership service starts once: a left member never comes back under the same life')
     this.state = 'running'
-    await this.transport.handle(SWIM_PROTOCOL, (from, frame) => { this.onFrame(from, frame) })
+    try {
+      await this.transport.handle(SWIM_PROTOCOL, (from, frame) => { this.onFrame(from, frame) })
+    } catch (err) {
+      this.state = 'stopped' // nothing was announced, so there is nothing to leave
+      throw err
+    }
     if (this.state !== 'running') return // stopped while the handler was being registered
     this.offs.push(this.transport.on('connect', peer => { this.onConnect(peer) }))
     const now = this.clock.now()
@@ -165,8 +170,8 @@ export class MembershipService {
 
   private fire (): void {
     if (this.state !== 'running') return
-    this.timer = undefined
-    this.timerAt = Infinity
+    // Also called directly (start), when a timer may be pending: clear it, or two would run.
+    this.disarm()
     const now = this.clock.now()
     if (now >= this.nextLoadAt) {
       this.nextLoadAt = now + this.loadEveryMs

@@ -4,8 +4,9 @@ import { describe, test } from 'node:test'
 import type { TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { MembershipService, SWIM_PROTOCOL } from '@gem-mesh/core/mesh'
-import type { LoadSample, MemberEvent, MembershipConfig, MemberState, MeshNode } from '@gem-mesh/core/mesh'
-import type { GemError } from '@gem-mesh/core'
+import type { FrameHandler, LoadSample, MemberEvent, MembershipConfig, MemberState, MeshNode, MeshTransport, MeshTransportEvents } from '@gem-mesh/core/mesh'
+import { GemError, ManualClock } from '@gem-mesh/core'
+import type { Clock } from '@gem-mesh/core'
 import { withMesh, tcpAddr, text, waitFor } from './mesh-harness.ts'
 import type { Mesh } from './mesh-harness.ts'
 import type { NodeMeshOptions } from '../../src/mesh/node-host.ts'
@@ -268,5 +269,129 @@ describe('membership service on real libp2p', () => {
       assert.equal(stateAt(a, b), 'alive')
       await leaver.service.stop() // idempotent
     })
+  })
+})
+
+type TimerHandle = ReturnType<Clock['setTimer']>
+
+// ---- the driver alone, in virtual time: an in-memory transport and a ManualClock, to pin down the timer discipline.
+
+/** Peers on one in-memory bus; frames are delivered a microtask later, never to a peer that is down. */
+class Bus {
+  readonly nodes = new Map<string, FakeTransport>()
+  readonly down = new Set<string>()
+  connect (a: FakeTransport, b: FakeTransport): void {
+    a.connected.add(b.localPeerId); b.connected.add(a.localPeerId)
+    for (const fn of a.connectListeners) fn(b.localPeerId)
+    for (const fn of b.connectListeners) fn(a.localPeerId)
+  }
+}
+
+class FakeTransport implements MeshTransport {
+  readonly localPeerId: string
+  readonly bus: Bus
+  readonly connected = new Set<string>()
+  readonly connectListeners = new Set<MeshTransportEvents['connect']>()
+  readonly handlers = new Map<string, FrameHandler>()
+  constructor (bus: Bus, id: string) { this.bus = bus; this.localPeerId = id; bus.nodes.set(id, this) }
+  async send (peerId: string, protocol: string, frame: Uint8Array): Promise<void> {
+    const to = this.bus.nodes.get(peerId)
+    if (this.bus.down.has(this.localPeerId)) throw new GemError('CLOSED', 'down')
+    if (to === undefined || this.bus.down.has(peerId)) throw new GemError('PEER_UNREACHABLE', `${peerId} is down`)
+    queueMicrotask(() => { if (!this.bus.down.has(peerId)) void to.handlers.get(protocol)?.(this.localPeerId, frame) })
+  }
+  async request (): Promise<Uint8Array> { throw new GemError('UNAVAILABLE', 'not in this fake') }
+  async handle (protocol: string, handler: FrameHandler): Promise<void> { this.handlers.set(protocol, handler) }
+  async unhandle (protocol: string): Promise<void> { this.handlers.delete(protocol) }
+  peers (): string[] { return [...this.connected] }
+  on<E extends keyof MeshTransportEvents> (event: E, listener: MeshTransportEvents[E]): () => void {
+    if (event !== 'connect') return () => {}
+    const fn = listener as MeshTransportEvents['connect']
+    this.connectListeners.add(fn)
+    return () => { this.connectListeners.delete(fn) }
+  }
+  async publishGossip (): Promise<void> {}
+  subscribeGossip (): () => void { return () => {} }
+  gossipPeers (): string[] { return [] }
+  async close (): Promise<void> {}
+}
+
+/** A view of a shared ManualClock that counts the timers one service has pending. */
+class CountingClock implements Clock {
+  readonly base: ManualClock
+  /** Pending timers and when each is due. */
+  readonly live = new Map<TimerHandle, number>()
+  maxLive = 0
+  constructor (base: ManualClock) { this.base = base }
+  now (): number { return this.base.now() }
+  setTimer (ms: number, fn: () => void): TimerHandle {
+    const h: TimerHandle = this.base.setTimer(ms, () => { this.live.delete(h); fn() })
+    this.live.set(h, this.base.now() + ms)
+    this.maxLive = Math.max(this.maxLive, this.live.size)
+    return h
+  }
+  clearTimer (h: TimerHandle): void { this.live.delete(h); this.base.clearTimer(h) }
+}
+
+describe('membership service timer discipline (virtual time)', () => {
+  test('one timer per service at its next deadline; load sampled on schedule; a silent node is declared dead on time', async (t: TestContext) => {
+    const bus = new Bus()
+    const base = new ManualClock()
+    const nodes = ['p1', 'p2', 'p3'].map((id, i) => {
+      const transport = new FakeTransport(bus, id)
+      const clock = new CountingClock(base)
+      let seed = i + 1
+      const service = new MembershipService({
+        transport, clock, config: FAST, loadEveryMs: 100,
+        random: () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647 },
+        loadReport: () => ({ publishRate: i, deliveryRate: 0, backlog: 0, eventLoopLagMs: 0, weight: 1 }),
+      })
+      return { id, transport, clock, service }
+    })
+    const flush = async (): Promise<void> => { for (let i = 0; i < 5; i++) await null }
+    const advance = async (ms: number, step = 5): Promise<void> => {
+      for (let t = 0; t < ms; t += step) { base.advance(step); await flush() }
+    }
+    try {
+      for (const n of nodes) await n.service.start()
+      bus.connect(nodes[0].transport, nodes[1].transport)
+      bus.connect(nodes[0].transport, nodes[2].transport)
+      await flush()
+      const startedAt = base.now()
+      for (;;) {
+        if (nodes.every(v => nodes.every(o => v.service.member(o.id)?.state === 'alive'))) break
+        assert.ok(base.now() - startedAt < 5_000, 'converged within 5 s of virtual time')
+        await advance(5)
+      }
+      t.diagnostic(`virtual time: converged after ${base.now() - startedAt} ms`)
+      await advance(1_000)
+      for (const n of nodes) {
+        assert.equal(n.clock.maxLive, 1, `${n.id} never had more than one timer pending`)
+        assert.equal(n.clock.live.size, 1)
+        // 100 ms load samples over >= 1 s, and no busy loop: the tightest schedule is the 50 ms gossip interval.
+        const s = n.service.stats()
+        assert.ok(s.loadSamples >= 10 && s.loadSamples <= 12 + (base.now() - startedAt) / 100, `${n.id}: ${s.loadSamples} load samples`)
+        assert.ok(s.timerFires <= (base.now() - startedAt) / 10, `${n.id}: ${s.timerFires} timer fires in ${base.now() - startedAt} ms`)
+        // The pending timer is due no later than the state machine's next deadline (earlier for a load sample).
+        const due = [...n.clock.live.values()][0]
+        assert.ok(due > base.now() && due <= Math.max(base.now() + 1, n.service.membership.nextDeadline()), `${n.id}: timer due ${due - base.now()} ms ahead`)
+      }
+      assert.equal(nodes[1].service.member('p1')?.load?.publishRate, 0)
+      assert.equal(nodes[1].service.member('p3')?.load?.publishRate, 2)
+
+      bus.down.add('p3')
+      const downAt = base.now()
+      while (!(nodes[0].service.member('p3')?.state === 'dead' && nodes[1].service.member('p3')?.state === 'dead')) {
+        assert.ok(base.now() - downAt < 10_000, 'p3 declared dead within 10 s of virtual time')
+        await advance(5)
+      }
+      t.diagnostic(`virtual time: p3 dead at p1 and p2 ${base.now() - downAt} ms after it went silent`)
+      // Bound: p3 comes up for a probe within 2n - 1 = 5 periods, its probe takes one, then the 800 ms suspicion.
+      assert.ok(base.now() - downAt <= 5 * 200 + 200 + 800 + 50, `dead after ${base.now() - downAt} ms of virtual time`)
+      for (const n of nodes.slice(0, 2)) assert.equal(n.clock.maxLive, 1)
+    } finally {
+      for (const n of nodes) await Promise.race([n.service.stop(0), advance(10)])
+    }
+    for (const n of nodes) assert.equal(n.clock.live.size, 0, `${n.id} left no timer behind`)
   })
 })
