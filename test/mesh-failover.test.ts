@@ -1,10 +1,14 @@
 // Three real node processes over TCP on loopback, replication 3: publishes through one node while the partition leader
 // is SIGKILLed resume through the survivors, and after the restart every replica holds every acknowledged message once.
+import { spawnSync } from 'node:child_process'
+import { join, resolve } from 'node:path'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { api, readAll, startGem, tempDataDir } from './support/gem-process.ts'
 import type { GemProcess } from './support/gem-process.ts'
 import { waitFor } from '../packages/core/test/wait-for.ts'
+
+const CLI = join(resolve(import.meta.dirname, '..'), 'packages/node/src/cli/main.ts')
 
 interface PartitionView { topic: string, partition: number, leader: string | null, replicas: string[], epoch: number, role?: string }
 
@@ -82,6 +86,22 @@ test('publish through one node while the partition leader is SIGKILLed: publishi
     }
     const back = await partitionOn(nodes[leaderIndex].url, 'orders')
     assert.ok(back!.epoch >= epochAfter, 'the returning node follows the newer epoch')
+
+    // `gem status` shows the ring's view: every node, the partition's leader, and each replica's lag (0 once converged).
+    // The harness clears node.json before a start, so the restarted node has a new node id (its peer id is kept).
+    ids[leaderIndex] = (await api(nodes[leaderIndex].url, 'GET', '/info')).json.node_id
+    const shows = (out: string): boolean => {
+      const row = out.split('\n').find(l => l.trim().startsWith('orders/0'))
+      return ids.every(id => new RegExp(`${id}\\s+alive`).test(out)) && row !== undefined &&
+        new RegExp(`${newLeader}\\s+\\d+\\s+${total}\\s`).test(row) && ids.every(id => new RegExp(`${id}\\*?:0`).test(row))
+    }
+    let last = ''
+    await waitFor(() => {
+      const status = spawnSync(process.execPath, [CLI, 'status', '--url', nodes[leaderIndex].url], { encoding: 'utf8', timeout: 20_000 })
+      assert.equal(status.status, 0, status.stderr)
+      last = status.stdout
+      return shows(last)
+    }, 'gem status to show three alive nodes, the leader and zero lag', 20_000).catch(err => { throw new Error(`${(err as Error).message}\n${last}`) })
   } finally {
     for (const n of nodes) await n.kill()
     for (const d of dirs) d.remove()

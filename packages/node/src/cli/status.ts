@@ -1,18 +1,23 @@
-// `gem status`: asks one gateway for /health, /stats and /topics and prints a short readable summary.
-// Read-only; `--json` prints the three answers as they came, for scripts.
+// `gem status`: asks one gateway for /health, /stats, /topics and /cluster (and every node's /cluster for replica lag)
+// and prints a short readable summary: counters, topics, groups, the nodes, and each partition's leader and replicas.
 import { requestJson, resolveBaseUrl } from './http-client.ts'
 import { field, formatDuration, formatRetention, retainedCount, table, topicsOf } from './topics.ts'
 
 export async function statusCommand (flags: { url?: string, json?: boolean }): Promise<number> {
   const base = resolveBaseUrl(flags.url)
-  const [health, stats, topicsBody] = await Promise.all([
+  const [health, stats, topicsBody, cluster] = await Promise.all([
     requestJson<unknown>(base, '/health'),
     requestJson<unknown>(base, '/stats'),
     requestJson<unknown>(base, '/topics'),
+    requestJson<unknown>(base, '/cluster'),
   ])
   const topics = topicsOf(topicsBody)
+  const nodes = field<ClusterNode[]>(cluster, 'nodes') ?? []
+  // Each replica reports its own log end; the others' views come from their own /cluster (a node that does not answer shows '?').
+  const views = await Promise.all(nodes.map(async n => n.http_url === undefined ? undefined : await requestJson<unknown>(n.http_url, '/cluster').catch(() => undefined)))
+  const partitions = meshPartitions(nodes, views)
   if (flags.json === true) {
-    process.stdout.write(JSON.stringify({ url: base, health, stats, topics }) + '\n')
+    process.stdout.write(JSON.stringify({ url: base, health, stats, topics, cluster, partitions }) + '\n')
     return 0
   }
   const out: string[] = []
@@ -45,6 +50,55 @@ export async function statusCommand (flags: { url?: string, json?: boolean }): P
     }
     out.push(table(rows).trimEnd())
   }
+  if (nodes.length > 0) {
+    const rows = [['  NODE', 'STATE', 'ROLE', 'GATEWAY', 'LOAD']]
+    for (const n of nodes) rows.push([`  ${n.id}`, n.state ?? '-', n.role ?? '-', n.http_url ?? '-', typeof n.load === 'number' ? n.load.toFixed(2) : '-'])
+    out.push(table(rows).trimEnd())
+  }
+  if (partitions.length > 0) {
+    const rows = [['  PARTITION', 'LEADER', 'EPOCH', 'END', 'REPLICAS (lag behind the leader)']]
+    for (const p of partitions) {
+      rows.push([`  ${p.topic}/${p.partition}`, p.leader ?? '(election)', String(p.epoch), p.end === undefined ? '-' : String(p.end),
+        p.replicas.map(r => `${r.id}${r.id === p.leader ? '*' : ''}:${r.lag ?? '?'}`).join(' ')])
+    }
+    out.push(table(rows).trimEnd())
+  }
   process.stdout.write(out.join('\n') + '\n')
   return 0
+}
+
+interface ClusterNode { id: string, state?: string, role?: string, http_url?: string, load?: number | null }
+interface ClusterPartition { topic: string, partition: number, leader: string | null, replicas: string[], epoch: number, offsets?: { high?: number, end?: number } }
+
+export interface PartitionStatus {
+  topic: string
+  partition: number
+  leader: string | null
+  epoch: number
+  /** The leader's log end. */
+  end?: number
+  replicas: Array<{ id: string, end?: number, lag?: number }>
+}
+
+/** Joins every node's view of every partition: the leader's log end, and how far each replica's log end is behind it. */
+export function meshPartitions (nodes: ClusterNode[], views: unknown[]): PartitionStatus[] {
+  const byNode = new Map<string, Map<string, ClusterPartition>>()
+  nodes.forEach((n, i) => {
+    const ps = field<ClusterPartition[]>(views[i], 'partitions') ?? []
+    byNode.set(n.id, new Map(ps.map(p => [`${p.topic}/${p.partition}`, p])))
+  })
+  const keys = new Map<string, ClusterPartition>()
+  for (const m of byNode.values()) for (const [k, p] of m) if (!keys.has(k) || (p.leader !== null && keys.get(k)!.leader === null)) keys.set(k, p)
+  return [...keys.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, p]) => {
+    const endOf = (id: string): number | undefined => { const v = byNode.get(id)?.get(k); return v?.offsets?.end ?? v?.offsets?.high }
+    const end = p.leader !== null ? endOf(p.leader) : undefined
+    return {
+      topic: p.topic,
+      partition: p.partition,
+      leader: p.leader,
+      epoch: Math.max(...p.replicas.map(id => byNode.get(id)?.get(k)?.epoch ?? 0), p.epoch),
+      ...(end !== undefined ? { end } : {}),
+      replicas: p.replicas.map(id => { const e = endOf(id); return { id, ...(e !== undefined ? { end: e } : {}), ...(e !== undefined && end !== undefined ? { lag: Math.max(0, end - e) } : {}) } }),
+    }
+  })
 }
