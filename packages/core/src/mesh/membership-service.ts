@@ -108,7 +108,7 @@ export class MembershipService {
     const now = this.clock.now()
     if (this.loadReport !== undefined) this.nextLoadAt = now
     this.run(this.membership.join(this.transport.peers(), now))
-    // The first load sample goes out with the join, so a joiner's load is known as soon as it is.
+    // Sample load at once (not a period later): it rides on the first answers, so a joiner's load is known with it.
     this.fire()
   }
 
