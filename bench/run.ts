@@ -8,16 +8,19 @@ import { createGem } from '../packages/core/src/index.ts'
 import { openLevelTier } from '../packages/node/src/storage/leveldb-tier.ts'
 import { api, startGem, tempDataDir } from '../test/support/gem-process.ts'
 import { pacedSend, waitForCount } from './lib/paced.ts'
-import { connect, payloadPool, percentile, pipelinedPublish, subscribers } from './lib/ws-client.ts'
+import { steadyLatency } from './lib/latency.ts'
+import { meshSuite } from './mesh.ts'
+import { percentile, pipelinedPublish, subscribers } from './lib/ws-client.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const PAYLOAD = 256
 const quick = process.argv.includes('--quick')
 const scale = quick ? 0.1 : 1
 const suites = process.argv.slice(2).filter(a => !a.startsWith('--'))
+// `mesh` (three nodes) runs only when asked for: `npm run bench -- mesh`.
 const all = ['sdk', 'sdk-latency', 'ws', 'latency', 'fanout', 'memory']
 const selected = suites.length === 0 ? all : suites
-for (const s of selected) if (!all.includes(s)) { console.error(`unknown suite ${s}; choose from ${all.join(', ')}`); process.exit(2) }
+for (const s of selected) if (![...all, 'mesh'].includes(s)) { console.error(`unknown suite ${s}; choose from ${all.join(', ')}`); process.exit(2) }
 
 const commit = (() => { try { return execSync('git rev-parse --short HEAD', { cwd: ROOT }).toString().trim() } catch { return 'unknown' } })()
 const figures: Array<Record<string, unknown>> = []
@@ -112,35 +115,14 @@ async function ws (): Promise<void> {
   report('ws', 'gem /ws acked durable publishes (fsync)', gem.rate, 'msg/s', { messages: gem.acked, ratio_vs_baseline: gem.rate / base.rate })
 }
 
-/** Publish-to-delivery latency at a steady rate, publisher and subscriber on separate sockets. */
-async function steadyLatency (url: string, rate: number, seconds: number): Promise<{ p50: number, p99: number, received: number }> {
-  const lat: number[] = []
-  const subs = await subscribers(url, 'lat', 1, raw => {
-    const i = raw.indexOf('"payload":"')
-    const sentAt = Number(raw.slice(i + 11, raw.indexOf('|', i)))
-    lat.push(performance.now() - sentAt)
-  })
-  const pub = await connect(url)
-  const total = rate * seconds
-  const pool = payloadPool(PAYLOAD - 24)
-  await pacedSend(rate, total, seq => {
-    pub.send(`{"type":"publish","topic":"lat","request_id":"l${seq}","message":{"payload":"${performance.now().toFixed(3)}|${pool[seq & 1023]}"}}`)
-  })
-  await waitForCount(() => lat.length, total, 10_000)
-  pub.close()
-  for (const s of subs) s.close()
-  lat.sort((a, b) => a - b)
-  return { p50: percentile(lat, 50), p99: percentile(lat, 99), received: lat.length }
-}
-
 async function latency (): Promise<void> {
   const seconds = quick ? 3 : 10
-  const base = await withBaseline(url => steadyLatency(url, 5000, seconds))
+  const base = await withBaseline(url => steadyLatency(url, url, 'lat', 5000, seconds, PAYLOAD))
   report('latency', 'naive ws server p50 @5k msg/s (baseline)', base.p50, 'ms', { received: base.received })
   report('latency', 'naive ws server p99 @5k msg/s (baseline)', base.p99, 'ms')
   const gem = await withNode(async url => {
     await api(url, 'POST', '/topics', { name: 'lat' })
-    return await steadyLatency(url, 5000, seconds)
+    return await steadyLatency(url, url, 'lat', 5000, seconds, PAYLOAD)
   })
   report('latency', 'gem publish->delivery p50 @5k msg/s', gem.p50, 'ms', { received: gem.received })
   report('latency', 'gem publish->delivery p99 @5k msg/s', gem.p99, 'ms', { ratio_vs_baseline: gem.p99 / base.p99 })
@@ -217,14 +199,14 @@ async function memory (): Promise<void> {
   })
 }
 
-const run: Record<string, () => Promise<void>> = { sdk, 'sdk-latency': sdkLatency, ws, latency, fanout, memory }
+const run: Record<string, () => Promise<void>> = { sdk, 'sdk-latency': sdkLatency, ws, latency, fanout, memory, mesh: () => meshSuite(report, scale) }
 console.log(`GEM bench: suites ${selected.join(', ')}; payload ${PAYLOAD} B; ${cpus().length} cores; commit ${commit}${quick ? '; --quick' : ''}`)
 for (const s of selected) {
   try { await run[s]() } catch (err) { console.error(`suite ${s} failed:`, err); process.exitCode = 1 }
 }
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
 const result = { commit, cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, payload_bytes: PAYLOAD, quick, at: new Date().toISOString(), figures }
-const file = join(ROOT, 'bench/results', `single-node-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+const file = join(ROOT, 'bench/results', `${selected.length === 1 && selected[0] === 'mesh' ? 'mesh' : 'single-node'}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
 writeFileSync(file, JSON.stringify(result, null, 2))
 writeFileSync(join(ROOT, 'bench/results/latest.json'), JSON.stringify(result, null, 2))
 console.log(`results: ${file}`)
