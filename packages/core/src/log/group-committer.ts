@@ -171,9 +171,12 @@ export class GroupCommitter {
       return
     }
 
+    // Records a partition leader sequenced are already durable in a majority's replica logs and are re-applied from
+    // there after a crash; a batch of nothing else skips the fsync.
+    const sync = sources.length > 0 || oneOff.length > 0 || appended.some(a => a.items.some(it => it.sequenced !== true))
     const started = performance.now()
     try {
-      await this.tier.write({ chunks, meta })
+      await this.tier.write({ chunks, meta, sync })
     } catch (err) {
       const e = GemError.is(err) ? err : new GemError('UNAVAILABLE', `storage write failed: ${(err as Error)?.message ?? err}`)
       for (const a of appended) {

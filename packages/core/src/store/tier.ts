@@ -23,6 +23,11 @@ export interface MetaWrite {
 export interface TierWriteBatch {
   chunks: StoredChunk[]
   meta: MetaWrite[]
+  /**
+   * false: the caller does not need this batch to survive power loss (it is durable elsewhere, e.g. a replica
+   * log it can be rebuilt from), so a tier may skip its fsync. It stays atomic and ordered before later writes.
+   */
+  sync?: boolean
 }
 
 export interface StorageTier {

@@ -85,7 +85,7 @@ export class LevelTier implements StorageTier {
     }
     if (ops.length === 0) return
     try {
-      await this.db.batch(ops, { sync: this.sync })
+      await this.db.batch(ops, { sync: this.sync && batch.sync !== false })
     } catch (err) {
       throw levelError(err, 'write')
     }
