@@ -121,7 +121,7 @@ export class GroupCommitter {
     const now = this.clock.now()
     const chunks: StoredChunk[] = []
     const meta: MetaWrite[] = []
-    const appended: Array<{ log: PartitionLog, items: PendingAppend[], records: GemRecord[], bytes: number, snap: ReturnType<PartitionLog['snapshot']> }> = []
+    const appended: Array<{ log: PartitionLog, items: PendingAppend[], records: GemRecord[], data: Uint8Array, snap: ReturnType<PartitionLog['snapshot']> }> = []
     let batchBytes = 0
 
     for (const [log, queue] of this.pending) {
@@ -154,7 +154,7 @@ export class GroupCommitter {
       }
       meta.push(...log.prepareAppend(records, data.byteLength, this.segmentBytes))
       chunks.push({ stream: log.stream, baseOffset: records[0].offset, lastOffset: offset - 1, data })
-      appended.push({ log, items, records, bytes: data.byteLength, snap })
+      appended.push({ log, items, records, data, snap })
       batchBytes += data.byteLength
     }
 
@@ -191,7 +191,7 @@ export class GroupCommitter {
 
     let records = 0
     for (const a of appended) {
-      a.log.committed(a.records, a.bytes)
+      a.log.committed(a.records, a.data.byteLength, a.data)
       records += a.records.length
       for (let i = 0; i < a.items.length; i++) a.items[i].resolve(a.records[i])
     }

@@ -14,9 +14,22 @@ export interface TailSnapshot {
 
 interface HotChunk {
   base: number
-  records: GemRecord[]
+  last: number
+  /** Decoded records: kept only for the newest chunks (see DECODED_HOT_BYTES), or when there is no `data`. */
+  records: GemRecord[] | undefined
+  /** The chunk as encoded for the tier; older hot chunks keep only this and are decoded when read. */
+  data: Uint8Array | undefined
   bytes: number
 }
+
+/**
+ * Of the in-memory tail, this many bytes (the newest chunks) stay decoded; live tails and consumers that keep up
+ * read there. Older hot chunks keep only their encoded bytes: a decoded record is several small heap objects that
+ * would otherwise stay alive for seconds, so every young-generation GC would copy and promote each one of them
+ * (the scavenge pause grows with the records retained since the last one), while one encoded buffer per chunk costs
+ * the GC next to nothing.
+ */
+const DECODED_HOT_BYTES = 256 * 1024
 
 export class PartitionLog {
   readonly topic: string
@@ -33,6 +46,9 @@ export class PartitionLog {
   private readonly tier: StorageTier
   private readonly hot: HotChunk[] = []
   private hotBytes = 0
+  /** The newest `decodedCount` hot chunks hold decoded records, `decodedBytes` in all. */
+  private decodedCount = 0
+  private decodedBytes = 0
   private readonly hotLimit: number
 
   constructor (tier: StorageTier, topic: string, partition: number, hotLimitBytes: number) {
@@ -100,14 +116,32 @@ export class PartitionLog {
     this.segments.push(snap.tail)
   }
 
-  /** Marks a chunk durable: readers may see it; it joins the in-memory tail, bounded by bytes. */
-  committed (records: GemRecord[], bytes: number): void {
+  /**
+   * Marks a chunk durable: readers may see it; it joins the in-memory tail, bounded by bytes. `data`, the chunk as
+   * encoded (`bytes` long), lets the tail drop the decoded records once they are no longer among the newest.
+   */
+  committed (records: GemRecord[], bytes: number, data?: Uint8Array): void {
     this.high = records[records.length - 1].offset + 1
     if (this.hotLimit <= 0) return
-    this.hot.push({ base: records[0].offset, records, bytes })
+    this.hot.push({ base: records[0].offset, last: records[records.length - 1].offset, records, data, bytes })
     this.hotBytes += bytes
-    while (this.hotBytes > this.hotLimit && this.hot.length > 1) {
-      this.hotBytes -= this.hot.shift()!.bytes
+    this.decodedCount++
+    this.decodedBytes += bytes
+    while (this.hotBytes > this.hotLimit && this.hot.length > 1) this.dropOldestHot()
+    while (this.decodedBytes > DECODED_HOT_BYTES && this.decodedCount > 1) {
+      const c = this.hot[this.hot.length - this.decodedCount]
+      this.decodedCount--
+      this.decodedBytes -= c.bytes
+      if (c.data !== undefined) c.records = undefined
+    }
+  }
+
+  private dropOldestHot (): void {
+    const c = this.hot.shift()!
+    this.hotBytes -= c.bytes
+    if (this.decodedCount > this.hot.length) {
+      this.decodedCount--
+      this.decodedBytes -= c.bytes
     }
   }
 
@@ -125,8 +159,9 @@ export class PartitionLog {
     const out: GemRecord[] = []
     for (let i = lo; i < hot.length && out.length < limit; i++) {
       const c = hot[i]
+      const records = c.records ?? decodeChunkRecords(c.data!, c.base, c.last)
       const start = i === lo ? from - c.base : 0
-      for (let j = start; j < c.records.length && out.length < limit; j++) out.push(c.records[j])
+      for (let j = start; j < records.length && out.length < limit; j++) out.push(records[j])
     }
     return out
   }
@@ -214,8 +249,6 @@ export class PartitionLog {
   dropSegments (count: number): void {
     this.segments.splice(0, count)
     this.low = this.segments[0]?.base ?? this.next
-    while (this.hot.length > 0 && this.hot[0].base + this.hot[0].records.length <= this.low) {
-      this.hotBytes -= this.hot.shift()!.bytes
-    }
+    while (this.hot.length > 0 && this.hot[0].last < this.low) this.dropOldestHot()
   }
 }
