@@ -71,6 +71,12 @@ test('publish through one node while the partition leader is SIGKILLed: publishi
     assert.notEqual(newLeader, leaderId)
     const epochAfter = (await partitionOn(entry.url, 'orders'))!.epoch
 
+    // Membership (SWIM) notices the SIGKILL: the survivors report the killed node suspect, then dead.
+    await waitFor(async () => {
+      const nodesSeen = (await api(entry.url, 'GET', '/cluster')).json.nodes as Array<{ id: string, state: string }>
+      return nodesSeen.find(n => n.id === leaderId)?.state === 'dead'
+    }, 'the killed leader reported dead by a survivor', 30_000)
+
     // The killed node comes back on its data directory and catches up.
     nodes[leaderIndex] = await startGem(dirs[leaderIndex].dir, ['--webrtc-direct', 'false', '--join', entry.url])
     for (const [i, n] of nodes.entries()) {

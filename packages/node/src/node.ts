@@ -13,8 +13,9 @@ import type { Logger } from './logger.ts'
 import { createMetrics } from './metrics.ts'
 import { openLevelTier } from './storage/leveldb-tier.ts'
 import { startNodeMeshHost } from './mesh/node-host.ts'
-import { MeshBroker, PeerDirectory, ReplicationService, TierReplicaStore } from '@gem-mesh/core/mesh'
-import type { MeshNode } from '@gem-mesh/core/mesh'
+import { MembershipService, MeshBroker, PeerDirectory, ReplicationService, TierReplicaStore } from '@gem-mesh/core/mesh'
+import { startLoadSampler } from './mesh/load-sampler.ts'
+import type { MemberView, MeshNode } from '@gem-mesh/core/mesh'
 import { decodeRecord } from '@gem-mesh/core'
 import type { BrokerApi } from '@gem-mesh/core'
 
@@ -129,6 +130,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       : undefined
     let directory: PeerDirectory | undefined
     let meshBroker: MeshBroker | undefined
+    let members: () => MemberView[] = () => []
     if (mesh !== undefined) {
       const meshLog = componentLogger(log, 'mesh')
       undo.push(() => mesh.stop())
@@ -179,7 +181,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         version: VERSION,
         dataDir,
         ...(mesh !== undefined && directory !== undefined && meshBroker !== undefined
-          ? { mesh: { peerId: mesh.localPeerId, multiaddrs: () => mesh.multiaddrs(), peers: () => directory.peers(), topics: () => meshBroker.definitions(), replicas: () => meshBroker.replicaViews() } }
+          ? { mesh: { peerId: mesh.localPeerId, multiaddrs: () => mesh.multiaddrs(), peers: () => directory.peers(), members: () => members(), topics: () => meshBroker.definitions(), replicas: () => meshBroker.replicaViews() } }
           : {}),
       },
     })
@@ -188,6 +190,22 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
     const url = gateway.url
     gatewayUrl = url
     await directory?.start()
+    if (mesh !== undefined) {
+      // Started once the gateway listens, so the url it gossips (in its metadata) is the real one.
+      const sampler = startLoadSampler(broker)
+      undo.push(async () => sampler.stop())
+      const swimLog = componentLogger(log, 'membership')
+      const swim = new MembershipService({
+        transport: mesh,
+        meta: { node: nodeId, role: 'server', http: url },
+        loadReport: () => sampler.sample(),
+        onMember: e => { if (e.change === 'state' && e.id !== mesh.localPeerId) swimLog.info({ peer: e.id, state: e.state, incarnation: e.incarnation }, 'member') },
+        onError: (err, peer) => swimLog.debug({ err, peer }, 'membership'),
+      })
+      await swim.start()
+      undo.push(() => swim.stop())
+      members = () => swim.members()
+    }
     writeNodeFile(dataDir, {
       nodeId,
       httpUrl: url,

@@ -375,6 +375,7 @@ export class Membership {
     const l: LoadReport = {
       publishRate: report.publishRate, deliveryRate: report.deliveryRate, backlog: report.backlog,
       eventLoopLagMs: report.eventLoopLagMs, weight: report.weight, ts: report.ts,
+      ...(report.utilization === undefined ? {} : { utilization: report.utilization }),
     }
     this.#self.load = l
     this.#gossip.enqueue(`l:${this.#self.id}`, { kind: 'load', id: this.#self.id, load: l })

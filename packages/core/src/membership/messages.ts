@@ -11,6 +11,8 @@ export interface LoadReport {
   readonly deliveryRate: number
   readonly backlog: number
   readonly eventLoopLagMs: number
+  /** Event-loop utilization 0-1 over the last sample interval (optional: older reporters omit it). */
+  readonly utilization?: number
   readonly weight: number
   /** The reporter's clock, ms; only compared with the same reporter's earlier reports. */
   readonly ts: number
@@ -157,6 +159,7 @@ function load (v: unknown, what: string): LoadReport {
     backlog: nonNegative(o.backlog, `${what}.backlog`),
     eventLoopLagMs: nonNegative(o.eventLoopLagMs, `${what}.eventLoopLagMs`),
     weight: nonNegative(o.weight, `${what}.weight`),
+    ...(o.utilization === undefined ? {} : { utilization: nonNegative(o.utilization, `${what}.utilization`) }),
     ts: o.ts,
   }
 }

@@ -184,7 +184,10 @@ export class MembershipService {
     let report: LoadReport
     try {
       const s = (this.loadReport as () => LoadSample)()
-      report = { publishRate: s.publishRate, deliveryRate: s.deliveryRate, backlog: s.backlog, eventLoopLagMs: s.eventLoopLagMs, weight: s.weight, ts: s.ts ?? now }
+      report = {
+        publishRate: s.publishRate, deliveryRate: s.deliveryRate, backlog: s.backlog, eventLoopLagMs: s.eventLoopLagMs, weight: s.weight, ts: s.ts ?? now,
+        ...(s.utilization === undefined ? {} : { utilization: s.utilization }),
+      }
       // Checked here because a bad number would ride on every message we send and make all of them malformed
       // at the receivers: one NaN would silence this node and get it declared dead.
       for (const [k, v] of Object.entries(report)) {

@@ -3,7 +3,7 @@
 import type { BrokerApi } from '@gem-mesh/core'
 import type { Logger } from 'pino'
 import type { GemMetrics } from '../metrics.ts'
-import type { MeshTopic, NodeCard, PartitionReplicaView } from '@gem-mesh/core/mesh'
+import type { MemberView, MeshTopic, NodeCard, PartitionReplicaView } from '@gem-mesh/core/mesh'
 
 export type SlowConsumerPolicy = 'disconnect' | 'drop_oldest'
 
@@ -55,6 +55,8 @@ export interface GatewayNodeInfo {
     multiaddrs(): string[]
     /** The other GEM nodes connected now. */
     peers(): NodeCard[]
+    /** SWIM's view of every member (peer id, state, incarnation, load report, metadata). */
+    members?(): MemberView[]
     /** Topic placement (replica peer ids per partition) and this node's replicas. */
     topics?(): MeshTopic[]
     replicas?(): PartitionReplicaView[]

@@ -14,7 +14,7 @@ import { messageView } from './payload.ts'
 import { parsePublishRequest } from './publish-request.ts'
 import { readJson } from './request-body.ts'
 import type { SseStreams } from './sse.ts'
-import type { NodeCard } from '@gem-mesh/core/mesh'
+import type { LoadReport, NodeCard } from '@gem-mesh/core/mesh'
 
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 const READ_LIMIT_DEFAULT = 100
@@ -109,6 +109,27 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
     }))
   }
 
+  /**
+   * Every other node SWIM knows (alive, suspect or dead; a node that left is gone), with its gossiped load, plus
+   * connected nodes SWIM has not confirmed yet. Node id and url come from the hello card, else from SWIM metadata.
+   */
+  const otherNodes = (): Array<Record<string, unknown>> => {
+    const mesh = ctx.info.mesh
+    if (mesh === undefined) return []
+    const cards = new Map(mesh.peers().map(c => [c.peerId, c]))
+    const out: Array<Record<string, unknown>> = []
+    const listed = new Set<string>([mesh.peerId])
+    for (const m of mesh.members?.() ?? []) {
+      if (m.self || m.state === 'left' || listed.has(m.id)) continue
+      listed.add(m.id)
+      const card = cards.get(m.id) ?? { nodeId: m.meta?.node ?? m.id, peerId: m.id, httpUrl: m.meta?.http, multiaddrs: [], role: m.meta?.role === 'browser' ? 'browser' as const : 'server' as const }
+      out.push({ ...nodeView(card, m.state, m.load?.utilization ?? null), incarnation: m.incarnation, load_report: m.load === undefined ? null : loadView(m.load) })
+    }
+    // Other nodes' load arrives with membership's load reports; until then it is unknown, not zero.
+    for (const c of cards.values()) if (!listed.has(c.peerId)) out.push(nodeView(c, 'alive', null))
+    return out
+  }
+
   app.get('/cluster', () => {
     // Load = event-loop utilization since the previous /cluster answer.
     const now = perf.eventLoopUtilization()
@@ -116,9 +137,8 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
     elu = now
     return json({
       nodes: [
-        nodeView({ nodeId: ctx.info.nodeId, peerId: ctx.info.mesh?.peerId, httpUrl: ctx.url, multiaddrs: ctx.info.mesh?.multiaddrs() ?? [], role: 'server' }, load),
-        // Other nodes' load arrives with membership's load reports; until then it is unknown, not zero.
-        ...(ctx.info.mesh?.peers() ?? []).map(p => nodeView(p, null)),
+        nodeView({ nodeId: ctx.info.nodeId, peerId: ctx.info.mesh?.peerId, httpUrl: ctx.url, multiaddrs: ctx.info.mesh?.multiaddrs() ?? [], role: 'server' }, 'alive', load),
+        ...otherNodes(),
       ],
       partitions: partitionViews(),
     })
@@ -322,15 +342,22 @@ function statsView (s: BrokerStats): Record<string, unknown> {
 }
 
 /** One /cluster node entry, the same shape for this node and for the peers the mesh reports. */
-function nodeView (n: Omit<NodeCard, 'peerId'> & { peerId?: string }, load: number | null): Record<string, unknown> {
+function nodeView (n: Omit<NodeCard, 'peerId'> & { peerId?: string }, state: string, load: number | null): Record<string, unknown> {
   return {
     id: n.nodeId,
     peer_id: n.peerId ?? null,
     role: n.role,
     http_url: n.httpUrl ?? null,
     multiaddrs: n.multiaddrs,
-    state: 'alive',
+    state,
     load,
     predicted_load: null,
+  }
+}
+
+function loadView (l: LoadReport): Record<string, number> {
+  return {
+    publish_rate: l.publishRate, delivery_rate: l.deliveryRate, backlog: l.backlog, event_loop_lag_ms: l.eventLoopLagMs,
+    ...(l.utilization === undefined ? {} : { utilization: l.utilization }), weight: l.weight,
   }
 }
