@@ -263,6 +263,31 @@ export class Broker implements BrokerApi, GroupHost {
     })
   }
 
+  /** A durable group's state as stored, for replicating it to another node; undefined if there is no such group. */
+  exportGroup (topic: string, group: string): Uint8Array | undefined {
+    const g = this.topics.get(topic)?.groups.get(group)
+    return g === undefined || !g.durable ? undefined : g.exportState()
+  }
+
+  /**
+   * Installs a durable group's state exported by another node (the group's home in a mesh), durably. Refused (false)
+   * while consumers are attached here: then this node is serving the group and its own state is the newer one.
+   */
+  async importGroup (topic: string, group: string, state: Uint8Array): Promise<boolean> {
+    this.assertOpen()
+    const t = this.requireTopic(topic)
+    assertGroupName(group)
+    const s = decodeGroupState(state)
+    if (s.partitions.length !== t.meta.partitions) throw new GemError('BAD_REQUEST', `group state has ${s.partitions.length} partitions, topic ${topic} has ${t.meta.partitions}`)
+    const existing = t.groups.get(group)
+    if (existing !== undefined && existing.consumerCount > 0) return false
+    await this.committer.writeMeta([{ key: groupKey(topic, group), value: state }])
+    if (t.groups.get(group) !== existing || (existing?.consumerCount ?? 0) > 0) return false
+    existing?.close()
+    this.makeGroup(t, group, true, s.options, s.partitions)
+    return true
+  }
+
   /** Where a producer-chosen id was stored, if it is still in the dedup window. */
   findId (topic: string, id: string): { partition: number, offset: number } | undefined {
     const seen = this.dedup.get(topic, id, this.clock.now())

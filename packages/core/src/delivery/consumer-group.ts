@@ -490,10 +490,15 @@ export class ConsumerGroup implements MetaSource {
     })
   }
 
+  /** The durable state as stored: what `collect()` writes, for handing to another node. */
+  exportState (): Uint8Array {
+    return encodeGroupState({ options: this.options, partitions: this.cursors.map(c => c.state()) })
+  }
+
   collect (): MetaWrite[] {
     this.writingWaiters = this.stateWaiters
     this.stateWaiters = []
-    return [{ key: this.metaKey, value: encodeGroupState({ options: this.options, partitions: this.cursors.map(c => c.state()) }) }]
+    return [{ key: this.metaKey, value: this.exportState() }]
   }
 
   settled (err?: unknown): void {
