@@ -6,25 +6,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { api, readAll, startGem, tempDataDir } from './support/gem-process.ts'
 import type { GemProcess } from './support/gem-process.ts'
+import { agreedLeader, partitionOn, startMesh } from './support/mesh.ts'
 import { waitFor } from '../packages/core/test/wait-for.ts'
 
 const CLI = join(resolve(import.meta.dirname, '..'), 'packages/node/src/cli/main.ts')
-
-interface PartitionView { topic: string, partition: number, leader: string | null, replicas: string[], epoch: number, role?: string }
-
-async function partitionOn (url: string, topic: string): Promise<PartitionView | undefined> {
-  const r = await api(url, 'GET', '/cluster')
-  return (r.json.partitions as PartitionView[]).find(p => p.topic === topic && p.partition === 0)
-}
-
-/** Starts three joined nodes and waits until each lists all three in /cluster. */
-async function startMesh (dirs: string[], extra: string[] = []): Promise<GemProcess[]> {
-  const nodes: GemProcess[] = []
-  nodes.push(await startGem(dirs[0], ['--webrtc-direct', 'false', ...extra]))
-  for (const d of dirs.slice(1)) nodes.push(await startGem(d, ['--webrtc-direct', 'false', '--join', nodes[0].url, ...extra]))
-  for (const n of nodes) await waitFor(async () => (await api(n.url, 'GET', '/cluster')).json.nodes.length === 3, `three nodes in ${n.url}/cluster`, 30_000)
-  return nodes
-}
 
 test('publish through one node while the partition leader is SIGKILLed: publishing resumes, and every replica converges', { timeout: 180_000 }, async () => {
   const dirs = [tempDataDir('gem-fo-'), tempDataDir('gem-fo-'), tempDataDir('gem-fo-')]
@@ -36,12 +21,8 @@ test('publish through one node while the partition leader is SIGKILLed: publishi
     assert.equal(created.status, 201, JSON.stringify(created.json))
     assert.equal(created.json.replication, 3)
     // Every node learns the topic and its replicas elect one leader.
-    const leaderId = await waitFor(async () => {
-      const views = await Promise.all(nodes.map(n => partitionOn(n.url, 'orders')))
-      const leaders = new Set(views.map(v => v?.leader))
-      return views.every(v => v !== undefined && v.replicas.length === 3) && leaders.size === 1 && !leaders.has(null) ? views[0]!.leader : undefined
-    }, 'one leader for orders/0 seen by every node', 30_000)
-    const leaderIndex = ids.indexOf(leaderId!)
+    const leaderId = await agreedLeader(nodes, 'orders')
+    const leaderIndex = ids.indexOf(leaderId)
     assert.ok(leaderIndex >= 0)
     // Publish through a node that is not the leader, so the publish is forwarded, and keep going through the kill.
     const entry = nodes[(leaderIndex + 1) % 3]

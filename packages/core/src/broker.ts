@@ -189,6 +189,8 @@ export class Broker implements BrokerApi, GroupHost {
     for (const log of t.logs) await this.tier.deleteStream(log.stream)
   }
 
+  hasTopic (name: string): boolean { return this.topics.has(name) }
+
   getTopic (name: string): TopicInfo {
     const t = this.requireTopic(name)
     return {

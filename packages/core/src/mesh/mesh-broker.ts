@@ -16,6 +16,7 @@ import { assignPartitions } from '../ring/assign-partitions.ts'
 import { hashKey } from '../ring/hash.ts'
 import type { StorageTier } from '../store/tier.ts'
 import { assertTopicName } from '../topic-name.ts'
+import { GroupRouter } from './group-router.ts'
 import type { PartitionReplicaView, ReplicationService } from './replication-service.ts'
 import type { MeshTransport } from './transport.ts'
 
@@ -57,6 +58,7 @@ const td = new TextDecoder()
 const META_PREFIX = 'mesh/topic/'
 const RETRY_MS = 50
 const SYNC_ATTEMPTS = 8
+const ADOPT_EVERY_MS = 1_000
 
 type PublishAnswer = { ok: true, result: PublishResult } | { ok: false, code: GemErrorCode, message: string, leader: string | null }
 
@@ -74,6 +76,8 @@ export class MeshBroker implements BrokerApi {
   private readonly batches = new Map<string, Array<{ record: GemRecord, resolve: (r: PublishResult) => void, reject: (e: unknown) => void }>>()
   private readonly inFlightIds = new Map<string, Promise<PublishResult>>()
   private readonly offs: Array<() => void> = []
+  private readonly groups: GroupRouter
+  private adoptTimer: unknown
   private closed = false
 
   constructor (options: MeshBrokerOptions) {
@@ -90,6 +94,7 @@ export class MeshBroker implements BrokerApi {
       publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
     }
     this.onError = options.onError ?? (() => {})
+    this.groups = new GroupRouter({ local: this.local, transport: this.transport, clock: this.clock, homeOf: t => this.homeOf(t), onError: this.onError })
   }
 
   get self (): string { return this.transport.localPeerId }
@@ -100,19 +105,36 @@ export class MeshBroker implements BrokerApi {
       const def = JSON.parse(td.decode(value)) as MeshTopic
       this.topics.set(def.name, def)
     }
-    // Topics made before the mesh knew them (or with the mesh off) stay where they are: one replica, here.
-    for (const t of this.local.listTopics()) {
-      const def = this.topics.get(t.name)
-      if (def === undefined || def.deletedAt !== undefined) {
-        if (def?.deletedAt !== undefined && def.deletedAt >= t.createdAt) { await this.local.deleteTopic(t.name); continue }
-        await this.saveDef({ name: t.name, partitions: t.partitions, replication: 1, retention: t.retention, createdAt: t.createdAt, replicas: t.offsets.map(() => [this.self]) })
-      }
-    }
+    await this.adoptLocalTopics(false)
     for (const def of this.topics.values()) if (def.deletedAt === undefined) await this.hostReplicas(def)
     await this.transport.handle(TOPICS_PROTOCOL, (from, frame) => this.onTopicsRequest(from, frame))
     await this.transport.handle(PUBLISH_PROTOCOL, (_from, frame) => this.onPublishRequest(frame))
+    await this.groups.start()
     this.offs.push(this.transport.on('connect', peer => { void this.syncFrom(peer) }))
     await Promise.all(this.transport.peers().map(p => this.syncFrom(p)))
+    this.armAdopt()
+  }
+
+  /**
+   * Topics the local broker made on its own (a dead-letter topic, or any made before the mesh knew them) stay where
+   * they are, one replica here; the other nodes learn them so that publishes and groups reach them.
+   */
+  private async adoptLocalTopics (announce: boolean): Promise<void> {
+    for (const t of this.local.listTopics()) {
+      const def = this.topics.get(t.name)
+      if (def !== undefined && def.deletedAt === undefined) continue
+      if (def?.deletedAt !== undefined && def.deletedAt >= t.createdAt) { await this.local.deleteTopic(t.name); continue }
+      const adopted: MeshTopic = { name: t.name, partitions: t.partitions, replication: 1, retention: t.retention, createdAt: t.createdAt, replicas: t.offsets.map(() => [this.self]) }
+      await this.saveDef(adopted)
+      if (announce) await this.broadcast({ op: 'create', topic: adopted })
+    }
+  }
+
+  private armAdopt (): void {
+    if (this.closed) return
+    this.adoptTimer = this.clock.setTimer(ADOPT_EVERY_MS, () => {
+      this.adoptLocalTopics(true).catch(err => this.onError('adopt-topics', err)).finally(() => this.armAdopt())
+    })
   }
 
   // ---- topics --------------------------------------------------------------------------------
@@ -299,19 +321,56 @@ export class MeshBroker implements BrokerApi {
   // ---- everything else is the local broker's ---------------------------------------------------
 
   read (topic: string, partition: number, from: number, limit: number): Promise<ReadResult> { return this.local.read(topic, partition, from, limit) }
-  consume (topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void, onEnd?: (err: GemError) => void): Promise<ConsumerHandle> { return this.local.consume(topic, opts, deliver, onEnd) }
-  pull (topic: string, group: string, opts?: PullOptions): Promise<Delivery[]> { return this.local.pull(topic, group, opts) }
-  ack (topic: string, group: string, tags: string[]): Promise<AckResult> { return this.local.ack(topic, group, tags) }
-  nack (topic: string, group: string, tags: string[], delayMs?: number): Promise<AckResult> { return this.local.nack(topic, group, tags, delayMs) }
+
+  /** Durable groups are served by the topic's home node (GroupRouter); an ephemeral group is a local tail with acks. */
+  async consume (topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void, onEnd?: (err: GemError) => void): Promise<ConsumerHandle> {
+    this.assertOpen()
+    if (opts.group === undefined) return await this.local.consume(topic, opts, deliver, onEnd)
+    return await this.groups.consume(topic, opts, deliver, onEnd)
+  }
+
+  async pull (topic: string, group: string, opts: PullOptions = {}): Promise<Delivery[]> {
+    this.assertOpen()
+    this.local.getTopic(topic)
+    return await this.groups.pull(topic, group, opts)
+  }
+
+  async ack (topic: string, group: string, tags: string[]): Promise<AckResult> {
+    this.assertOpen()
+    this.local.getTopic(topic)
+    if (!Array.isArray(tags) || tags.some(x => typeof x !== 'string')) throw new GemError('BAD_REQUEST', 'tags must be an array of strings')
+    return await this.groups.settle('ack', topic, group, tags)
+  }
+
+  async nack (topic: string, group: string, tags: string[], delayMs?: number): Promise<AckResult> {
+    this.assertOpen()
+    this.local.getTopic(topic)
+    if (!Array.isArray(tags) || tags.some(x => typeof x !== 'string')) throw new GemError('BAD_REQUEST', 'tags must be an array of strings')
+    if (delayMs !== undefined && (!Number.isInteger(delayMs) || delayMs < 0)) throw new GemError('BAD_REQUEST', 'delay_ms must be a non-negative integer')
+    return await this.groups.settle('nack', topic, group, tags, delayMs)
+  }
+
+  /**
+   * The node that serves `topic`'s durable groups: the leader of partition 0 (or its only replica). Null while it has
+   * no leader, or when this node holds no replica of partition 0 and so does not know the leader.
+   */
+  homeOf (topic: string): string | null {
+    const def = this.liveDef(topic)
+    // Not adopted yet (a dead-letter topic made a moment ago): it lives here only.
+    if (def === undefined) return this.local.hasTopic(topic) ? this.self : null
+    return def.replicas[0].length === 1 ? def.replicas[0][0] : this.service.leaderOf(topic, 0)
+  }
   tail (topic: string, opts: { lastN?: number }, onRecords: (records: GemRecord[]) => void, onEnd?: (err: GemError) => void): Promise<TailHandle> { return this.local.tail(topic, opts, onRecords, onEnd) }
   stats (): BrokerStats { return this.local.stats() }
 
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    if (this.adoptTimer !== undefined) this.clock.clearTimer(this.adoptTimer)
     for (const off of this.offs.splice(0)) off()
     await this.transport.unhandle(TOPICS_PROTOCOL).catch(() => {})
     await this.transport.unhandle(PUBLISH_PROTOCOL).catch(() => {})
+    await this.groups.close()
     await this.service.close()
   }
 

@@ -1,0 +1,326 @@
+// Durable consumer groups on the mesh: each group runs on its topic's home node (the leader of partition 0), consumers
+// attach from any node and are moved when the home moves, and the home's group state is copied to the other nodes.
+import type { Broker } from '../broker.ts'
+import type { AckResult, ConsumerHandle, ConsumerOptions, Delivery, PullOptions } from '../broker-types.ts'
+import type { Clock } from '../clock.ts'
+import { decodeRecord, encodeRecord } from '../codec.ts'
+import { GemError, toGemError } from '../errors.ts'
+import type { GemErrorCode } from '../errors.ts'
+import type { MeshTransport } from './transport.ts'
+
+export const GROUP_PROTOCOL = '/gem/1/group'
+export const DELIVER_PROTOCOL = '/gem/1/deliver'
+export const GROUP_STATE_PROTOCOL = '/gem/1/group-state'
+
+/** How often homes look for changed group state and consumers look for a moved home. */
+const WATCH_MS = 200
+
+const te = new TextEncoder()
+const td = new TextDecoder()
+
+export interface GroupRouterOptions {
+  local: Broker
+  transport: MeshTransport
+  clock: Clock
+  /** The node (peer id) that serves groups of `topic` now, or null during an election. */
+  homeOf: (topic: string) => string | null
+  onError?: (where: string, err: unknown) => void
+}
+
+interface RemoteAttachment { peer: string, topic: string, handle: ConsumerHandle }
+
+/** A consumer as the client sees it: one handle, whichever node serves it underneath. */
+class RoutedConsumer implements ConsumerHandle {
+  readonly id: string
+  readonly group: string
+  attachedTo: string | null = null
+  /** The local handle when the home is this node. */
+  local: ConsumerHandle | undefined
+  closed = false
+  /** Changes with every (re)attachment; deliveries from an older one are dropped. */
+  generation = 0
+  readonly router: GroupRouter
+  readonly topic: string
+  readonly opts: ConsumerOptions
+  readonly deliver: (d: Delivery) => void
+  readonly onEnd: ((err: GemError) => void) | undefined
+
+  constructor (router: GroupRouter, id: string, topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void, onEnd?: (err: GemError) => void) {
+    this.router = router
+    this.id = id
+    this.topic = topic
+    this.group = opts.group!
+    this.opts = opts
+    this.deliver = deliver
+    this.onEnd = onEnd
+  }
+
+  async ack (tag: string): Promise<boolean> { return (await this.router.settle('ack', this.topic, this.group, [tag])).acked === 1 }
+  async nack (tag: string, delayMs?: number): Promise<boolean> { return (await this.router.settle('nack', this.topic, this.group, [tag], delayMs)).acked === 1 }
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    this.router.detach(this)
+  }
+}
+
+export class GroupRouter {
+  private readonly local: Broker
+  private readonly transport: MeshTransport
+  private readonly clock: Clock
+  private readonly homeOf: (topic: string) => string | null
+  private readonly onError: (where: string, err: unknown) => void
+  private readonly consumers = new Map<string, RoutedConsumer>()
+  /** Consumers other nodes attached here, by `${peer}/${consumerId}`. */
+  private readonly served = new Map<string, RemoteAttachment>()
+  /** Last group state sent, per `${topic}/${group}`, to send only changes. */
+  private readonly sentState = new Map<string, string>()
+  private readonly offs: Array<() => void> = []
+  private timer: unknown
+  private seq = 0
+  private closed = false
+
+  constructor (options: GroupRouterOptions) {
+    this.local = options.local
+    this.transport = options.transport
+    this.clock = options.clock
+    this.homeOf = options.homeOf
+    this.onError = options.onError ?? (() => {})
+  }
+
+  get self (): string { return this.transport.localPeerId }
+
+  async start (): Promise<void> {
+    await this.transport.handle(GROUP_PROTOCOL, (from, frame) => this.onRequest(from, frame))
+    await this.transport.handle(DELIVER_PROTOCOL, (_from, frame) => { this.onDeliveries(frame) })
+    await this.transport.handle(GROUP_STATE_PROTOCOL, (_from, frame) => this.onState(frame))
+    // A node that goes away takes its attached consumers with it.
+    this.offs.push(this.transport.on('disconnect', peer => {
+      for (const [key, a] of this.served) if (a.peer === peer) { a.handle.close(); this.served.delete(key) }
+    }))
+    this.arm()
+  }
+
+  // ---- the client side: any node --------------------------------------------------------------
+
+  async consume (topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void, onEnd?: (err: GemError) => void): Promise<ConsumerHandle> {
+    this.local.getTopic(topic) // TOPIC_NOT_FOUND before anything else
+    const c = new RoutedConsumer(this, `${this.self.slice(-8)}.${++this.seq}`, topic, opts, deliver, onEnd)
+    this.consumers.set(c.id, c)
+    try {
+      await this.attach(c, await this.waitForHome(topic))
+    } catch (err) {
+      this.consumers.delete(c.id)
+      throw err
+    }
+    return c
+  }
+
+  async pull (topic: string, group: string, opts: PullOptions): Promise<Delivery[]> {
+    const home = await this.waitForHome(topic)
+    if (home === this.self) return await this.local.pull(topic, group, opts)
+    const { signal, ...rest } = opts
+    const answer = await this.request(home, { op: 'pull', topic, group, opts: rest }, (rest.waitMs ?? 0) + 10_000, signal)
+    return decodeDeliveries(answer)
+  }
+
+  async settle (op: 'ack' | 'nack', topic: string, group: string, tags: string[], delayMs?: number): Promise<AckResult> {
+    const home = await this.waitForHome(topic)
+    if (home === this.self) return op === 'ack' ? await this.local.ack(topic, group, tags) : await this.local.nack(topic, group, tags, delayMs)
+    return JSON.parse(td.decode(await this.request(home, { op, topic, group, tags, delayMs }, 10_000))) as AckResult
+  }
+
+  detach (c: RoutedConsumer): void {
+    this.consumers.delete(c.id)
+    c.generation++
+    c.local?.close()
+    c.local = undefined
+    if (c.attachedTo !== null && c.attachedTo !== this.self) {
+      void this.request(c.attachedTo, { op: 'detach', cid: c.id }, 5_000).catch(() => {})
+    }
+    c.attachedTo = null
+  }
+
+  private async attach (c: RoutedConsumer, home: string): Promise<void> {
+    const gen = ++c.generation
+    c.attachedTo = home
+    if (home === this.self) {
+      c.local = await this.local.consume(c.topic, c.opts, d => { if (c.generation === gen) c.deliver(d) }, err => { if (c.generation === gen) this.ended(c, err) })
+      return
+    }
+    const { group, from, maxInFlight, ackWaitMs, maxDeliver, backoffMs, maxBackoffMs } = c.opts
+    await this.request(home, { op: 'attach', cid: c.id, topic: c.topic, opts: { group, from, maxInFlight, ackWaitMs, maxDeliver, backoffMs, maxBackoffMs } }, 10_000)
+  }
+
+  private ended (c: RoutedConsumer, err: GemError): void {
+    this.consumers.delete(c.id)
+    c.closed = true
+    try { c.onEnd?.(err) } catch (e) { this.onError('consumer-ended', e) }
+  }
+
+  /** Moves every consumer whose topic's home changed; retried on the next watch if the move fails. */
+  private rehome (): void {
+    for (const c of this.consumers.values()) {
+      const home = this.homeOf(c.topic)
+      if (home === null || home === c.attachedTo || c.closed) continue
+      const previous = c.attachedTo
+      c.local?.close()
+      c.local = undefined
+      if (previous !== null && previous !== this.self) void this.request(previous, { op: 'detach', cid: c.id }, 5_000).catch(() => {})
+      this.attach(c, home).catch(err => {
+        c.attachedTo = null // try again on the next watch
+        const e = toGemError(err)
+        if (e.code === 'TOPIC_NOT_FOUND') this.ended(c, e); else this.onError('consumer-rehome', e)
+      })
+    }
+  }
+
+  private onDeliveries (frame: Uint8Array): void {
+    const headLength = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(0)
+    const head = JSON.parse(td.decode(frame.subarray(4, 4 + headLength))) as { cid: string, end?: { code: GemErrorCode, message: string } }
+    const c = this.consumers.get(head.cid)
+    if (c === undefined || c.attachedTo === this.self) return
+    if (head.end !== undefined) { this.ended(c, new GemError(head.end.code, head.end.message)); return }
+    for (const d of decodeDeliveries(frame.subarray(4 + headLength))) c.deliver(d)
+  }
+
+  // ---- the home side --------------------------------------------------------------------------
+
+  private async onRequest (from: string, frame: Uint8Array): Promise<Uint8Array> {
+    let req: Record<string, unknown>
+    try { req = JSON.parse(td.decode(frame)) as Record<string, unknown> } catch { throw new GemError('BAD_REQUEST', 'group request: not JSON') }
+    const topic = req.topic as string
+    const group = req.group as string
+    if (req.op !== 'detach' && this.homeOf(topic) !== this.self) throw new GemError('NOT_LEADER', `${this.self} is not the home of ${String(topic)}'s groups`)
+    switch (req.op) {
+      case 'pull': return encodeDeliveries(await this.local.pull(topic, group, (req.opts ?? {}) as PullOptions))
+      case 'ack': return te.encode(JSON.stringify(await this.local.ack(topic, group, req.tags as string[])))
+      case 'nack': return te.encode(JSON.stringify(await this.local.nack(topic, group, req.tags as string[], req.delayMs as number | undefined)))
+      case 'attach': {
+        const cid = String(req.cid)
+        const key = `${from}/${cid}`
+        this.served.get(key)?.handle.close()
+        // Deliveries made while attaching are buffered by the broker contract; send them once we hold the handle.
+        const early: Delivery[] = []
+        let ready = false
+        const send = (ds: Delivery[]): void => { void this.transport.send(from, DELIVER_PROTOCOL, withHead({ cid }, encodeDeliveries(ds))).catch(() => {}) }
+        const handle = await this.local.consume(topic, req.opts as ConsumerOptions, d => { if (ready) send([d]); else early.push(d) }, err => {
+          this.served.delete(key)
+          void this.transport.send(from, DELIVER_PROTOCOL, withHead({ cid, end: { code: err.code, message: err.message } }, new Uint8Array(0))).catch(() => {})
+        })
+        this.served.set(key, { peer: from, topic, handle })
+        ready = true
+        if (early.length > 0) send(early)
+        return te.encode('{}')
+      }
+      case 'detach': {
+        const key = `${from}/${String(req.cid)}`
+        this.served.get(key)?.handle.close()
+        this.served.delete(key)
+        return te.encode('{}')
+      }
+      default: throw new GemError('BAD_REQUEST', `group request: unknown op ${JSON.stringify(req.op)}`)
+    }
+  }
+
+  /** Copies the state of every group this node is home for to the other nodes, when it changed. */
+  private shareState (): void {
+    const peers = this.transport.peers()
+    if (peers.length === 0) return
+    for (const g of this.local.stats().groups) {
+      if (g.group.startsWith('_ephemeral.') || this.homeOf(g.topic) !== this.self) continue
+      const state = this.local.exportGroup(g.topic, g.group)
+      if (state === undefined) continue
+      const key = `${g.topic}/${g.group}`
+      const text = td.decode(state)
+      if (this.sentState.get(key) === text) continue
+      this.sentState.set(key, text)
+      const frame = te.encode(JSON.stringify({ topic: g.topic, group: g.group, state: text }))
+      for (const p of peers) void this.transport.send(p, GROUP_STATE_PROTOCOL, frame).catch(() => {})
+    }
+  }
+
+  private async onState (frame: Uint8Array): Promise<void> {
+    const m = JSON.parse(td.decode(frame)) as { topic?: unknown, group?: unknown, state?: unknown }
+    if (typeof m.topic !== 'string' || typeof m.group !== 'string' || typeof m.state !== 'string') throw new GemError('BAD_REQUEST', 'group state: needs topic, group and state')
+    if (this.homeOf(m.topic) === this.self) return
+    try {
+      await this.local.importGroup(m.topic, m.group, te.encode(m.state))
+      this.sentState.set(`${m.topic}/${m.group}`, m.state)
+    } catch (err) {
+      if (!GemError.is(err, 'TOPIC_NOT_FOUND')) this.onError('group-import', err)
+    }
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------
+
+  private async waitForHome (topic: string): Promise<string> {
+    const deadline = this.clock.now() + 10_000
+    for (;;) {
+      const home = this.homeOf(topic)
+      if (home !== null) return home
+      if (this.clock.now() > deadline) throw new GemError('NO_QUORUM', `no node serves the groups of ${topic} (partition 0 has no leader)`)
+      await new Promise<void>(resolve => this.clock.setTimer(50, resolve))
+    }
+  }
+
+  private async request (peer: string, body: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<Uint8Array> {
+    return await this.transport.request(peer, GROUP_PROTOCOL, te.encode(JSON.stringify(body)), { timeoutMs, ...(signal !== undefined ? { signal } : {}) })
+  }
+
+  private arm (): void {
+    if (this.closed) return
+    this.timer = this.clock.setTimer(WATCH_MS, () => {
+      try { this.rehome(); this.shareState() } catch (err) { this.onError('group-watch', err) }
+      this.arm()
+    })
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer)
+    for (const off of this.offs.splice(0)) off()
+    for (const c of [...this.consumers.values()]) c.close()
+    for (const a of this.served.values()) a.handle.close()
+    this.served.clear()
+    for (const p of [GROUP_PROTOCOL, DELIVER_PROTOCOL, GROUP_STATE_PROTOCOL]) await this.transport.unhandle(p).catch(() => {})
+  }
+}
+
+// ---- wire form of deliveries: a JSON header per delivery, then the encoded records ---------------
+
+function encodeDeliveries (ds: Delivery[]): Uint8Array {
+  const records = ds.map(d => encodeRecord(d.record))
+  return withHead(ds.map((d, i) => ({ tag: d.tag, topic: d.topic, group: d.group, attempt: d.attempt, size: records[i].byteLength })), concat(records))
+}
+
+function decodeDeliveries (bytes: Uint8Array): Delivery[] {
+  if (bytes.byteLength === 0) return []
+  const headLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0)
+  const head = JSON.parse(td.decode(bytes.subarray(4, 4 + headLength))) as Array<{ tag: string, topic: string, group: string, attempt: number, size: number }>
+  let at = 4 + headLength
+  return head.map(h => {
+    const record = decodeRecord(bytes.subarray(at, at + h.size))
+    at += h.size
+    return { tag: h.tag, topic: h.topic, group: h.group, attempt: h.attempt, record }
+  })
+}
+
+function withHead (head: unknown, body: Uint8Array): Uint8Array {
+  const json = te.encode(JSON.stringify(head))
+  const out = new Uint8Array(4 + json.byteLength + body.byteLength)
+  new DataView(out.buffer).setUint32(0, json.byteLength)
+  out.set(json, 4)
+  out.set(body, 4 + json.byteLength)
+  return out
+}
+
+function concat (parts: Uint8Array[]): Uint8Array {
+  let n = 0
+  for (const p of parts) n += p.byteLength
+  const out = new Uint8Array(n)
+  let at = 0
+  for (const p of parts) { out.set(p, at); at += p.byteLength }
+  return out
+}
