@@ -189,8 +189,19 @@ export class GroupRouter {
   private async onRequest (from: string, frame: Uint8Array): Promise<Uint8Array> {
     let req: Record<string, unknown>
     try { req = JSON.parse(td.decode(frame)) as Record<string, unknown> } catch { throw new GemError('BAD_REQUEST', 'group request: not JSON') }
+    if (typeof req !== 'object' || req === null) throw new GemError('BAD_REQUEST', 'group request: not an object')
     const topic = req.topic as string
     const group = req.group as string
+    const bad = (why: string): never => { throw new GemError('BAD_REQUEST', `group request: ${why}`) }
+    if (req.op !== 'detach') {
+      if (typeof topic !== 'string') bad('topic must be a string')
+      if (req.op === 'attach') {
+        const o = req.opts as ConsumerOptions | undefined
+        if (typeof req.cid !== 'string' || typeof o !== 'object' || o === null || typeof o.group !== 'string') bad('attach needs cid and opts.group')
+      } else if (typeof group !== 'string') bad('group must be a string')
+      if ((req.op === 'ack' || req.op === 'nack') && (!Array.isArray(req.tags) || (req.tags as unknown[]).some(t => typeof t !== 'string'))) bad('tags must be an array of strings')
+      if (req.op === 'pull' && req.opts !== undefined && (typeof req.opts !== 'object' || req.opts === null)) bad('opts must be an object')
+    }
     if (req.op !== 'detach' && this.homeOf(topic) !== this.self) throw new GemError('NOT_LEADER', `${this.self} is not the home of ${String(topic)}'s groups`)
     switch (req.op) {
       case 'pull': return encodeDeliveries(await this.local.pull(topic, group, (req.opts ?? {}) as PullOptions))
