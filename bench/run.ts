@@ -115,17 +115,20 @@ async function ws (): Promise<void> {
   report('ws', 'gem /ws acked durable publishes (fsync)', gem.rate, 'msg/s', { messages: gem.acked, ratio_vs_baseline: gem.rate / base.rate })
 }
 
+/** `--no-warmup` counts the stream from its first message (cold JIT and heap in both processes). */
+const warmupSeconds = process.argv.includes('--no-warmup') ? 0 : 1
+
 async function latency (): Promise<void> {
   const seconds = quick ? 3 : 10
-  const base = await withBaseline(url => steadyLatency(url, url, 'lat', 5000, seconds, PAYLOAD))
-  report('latency', 'naive ws server p50 @5k msg/s (baseline)', base.p50, 'ms', { received: base.received })
-  report('latency', 'naive ws server p99 @5k msg/s (baseline)', base.p99, 'ms')
+  const base = await withBaseline(url => steadyLatency(url, url, 'lat', 5000, seconds, PAYLOAD, warmupSeconds))
+  report('latency', 'naive ws server p50 @5k msg/s (baseline)', base.p50, 'ms', { received: base.received, warmup_msgs: base.warmup })
+  report('latency', 'naive ws server p99 @5k msg/s (baseline)', base.p99, 'ms', { p999: base.p999, max: base.max })
   const gem = await withNode(async url => {
     await api(url, 'POST', '/topics', { name: 'lat' })
-    return await steadyLatency(url, url, 'lat', 5000, seconds, PAYLOAD)
+    return await steadyLatency(url, url, 'lat', 5000, seconds, PAYLOAD, warmupSeconds)
   })
-  report('latency', 'gem publish->delivery p50 @5k msg/s', gem.p50, 'ms', { received: gem.received })
-  report('latency', 'gem publish->delivery p99 @5k msg/s', gem.p99, 'ms', { ratio_vs_baseline: gem.p99 / base.p99 })
+  report('latency', 'gem publish->delivery p50 @5k msg/s', gem.p50, 'ms', { received: gem.received, warmup_msgs: gem.warmup })
+  report('latency', 'gem publish->delivery p99 @5k msg/s', gem.p99, 'ms', { ratio_vs_baseline: gem.p99 / base.p99, p999: gem.p999, max: gem.max })
 }
 
 async function fanoutRun (url: string, n: number, count: number): Promise<{ rate: number, delivered: number }> {

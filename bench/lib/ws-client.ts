@@ -74,6 +74,31 @@ export async function subscribers (httpUrl: string, topic: string, n: number, on
   return out
 }
 
+const EVENT_PREFIX = Buffer.from('{"type":"event"')
+
+/**
+ * Like subscribers(), for latency measurement: `onEvent` gets each event frame as the Buffer ws read it, with no
+ * string made of it. Event frames are recognised by their first bytes, as both GEM and the baseline send them.
+ */
+export async function rawSubscribers (httpUrl: string, topic: string, n: number, onEvent: (frame: Buffer, idx: number) => void): Promise<WebSocket[]> {
+  const out: WebSocket[] = []
+  for (let i = 0; i < n; i++) {
+    const ws = await connect(httpUrl)
+    await new Promise<void>((resolve, reject) => {
+      ws.on('message', raw => {
+        const b = raw as Buffer
+        if (b.length > EVENT_PREFIX.length && b.compare(EVENT_PREFIX, 0, EVENT_PREFIX.length, 0, EVENT_PREFIX.length) === 0) { onEvent(b, i); return }
+        const s = String(raw)
+        if (s.includes('"type":"event"')) onEvent(b, i)
+        else if (s.includes('"request_id":"sub"')) { if (s.includes('"type":"error"')) reject(new Error(s)); else resolve() }
+      })
+      ws.send(JSON.stringify({ type: 'subscribe', topic, client_id: `bench-${i}`, request_id: 'sub' }))
+    })
+    out.push(ws)
+  }
+  return out
+}
+
 export function percentile (sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN
   return sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]
