@@ -93,11 +93,20 @@ test('a group stream (SSE) on a node that is not the home keeps delivering when 
     const publish = async (via: GemProcess, from: number, to: number): Promise<void> => {
       for (let i = from; i < to; i++) assert.equal((await api(via.url, 'POST', '/topics/feed/messages', { id: `f-${i}`, payload: i })).status, 201)
     }
+    // The next message event; an `error` event (the stream ending under us) fails with its payload.
+    const nextId = async (): Promise<string> => {
+      for (;;) {
+        const ev = await stream!.next(30_000)
+        if (ev === undefined) throw new Error('the event stream ended without an error event')
+        if (ev.event === 'error') throw new Error(`the event stream ended: ${ev.data}`)
+        if (ev.event === 'message') return JSON.parse(ev.data).id
+      }
+    }
     await publish(y, 0, 50)
-    while (seen.size < 50) seen.add((await stream.nextMessage(20_000)).message.id)
+    while (seen.size < 50) seen.add(await nextId())
     await nodes[home].kill()
     await publish(y, 50, 100)
-    while (seen.size < 100) seen.add((await stream.nextMessage(30_000)).message.id)
+    while (seen.size < 100) seen.add(await nextId())
     assert.deepEqual([...seen].sort(), Array.from({ length: 100 }, (_, i) => `f-${i}`).sort())
   } finally {
     stream?.close()

@@ -18,6 +18,7 @@ export const REPLICATE_PROTOCOL = '/gem/1/replicate'
 /** Election and heartbeat timing for real networks: GC pauses of tens of ms must not start elections. */
 export const MESH_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 600, electionMaxMs: 1200, heartbeatMs: 75, maxBatch: 1024 }
 const TICK_MS = 10
+const PREFERRED_FIRST_ELECTION_MS = 150
 const APPLY_BATCH = 2048
 
 export interface PartitionReplicaView {
@@ -114,7 +115,11 @@ export class ReplicationService {
     if (this.hosted.has(stream)) return
     const recovered = await this.store.recover(stream)
     const applied = this.broker.getTopic(topic).offsets[partition]?.high ?? 0
-    const replica = new PartitionReplica<Uint8Array>(this.self, replicas, recovered, this.clock.now(), this.random, this.config)
+    // The ring lists the preferred leader first; it stands first, so leaderships spread as the placement balanced them.
+    // Only for a new partition: a restarting replica must first hear from the leader it may already have.
+    const fresh = recovered.meta.epoch === 0 && recovered.entries.length === 0
+    const config = replicas[0] === this.self && fresh ? { ...this.config, firstElectionMs: PREFERRED_FIRST_ELECTION_MS } : this.config
+    const replica = new PartitionReplica<Uint8Array>(this.self, replicas, recovered, this.clock.now(), this.random, config)
     const h = new Hosted(topic, partition, replica, applied)
     this.hosted.set(stream, h)
     this.after(h)

@@ -20,6 +20,11 @@ export interface VoteRequest {
   lastEpoch: number
   /** The candidate's log end (next offset). */
   end: number
+  /**
+   * Pre-vote (Raft thesis 9.6): "would you vote for me in `epoch`?" Nobody changes state for it; only a candidate
+   * that a majority would elect starts a real election, so a node cut off and back does not depose a working leader.
+   */
+  pre?: boolean
 }
 
 export interface VoteReply {
@@ -27,6 +32,10 @@ export interface VoteReply {
   type: 'vote-reply'
   epoch: number
   granted: boolean
+  /** An answer to a pre-vote; `epoch` is then the proposed epoch, not the voter's. */
+  pre?: boolean
+  /** With `pre`: the voter's own epoch, so a candidate that is behind catches up instead of asking forever. */
+  voterEpoch?: number
 }
 
 /**
@@ -103,10 +112,13 @@ export function parseReplicationMessage (m: unknown): ReplicationMessage<unknown
   if (!isCount(o.epoch)) return bad('epoch must be a non-negative integer')
   switch (o.type) {
     case 'vote':
+      if (o.pre !== undefined && typeof o.pre !== 'boolean') bad('pre must be a boolean')
       if (!isId(o.candidate)) bad('candidate must be a node id')
       if (!isCount(o.lastEpoch) || !isCount(o.end)) bad('lastEpoch and end must be non-negative integers')
       break
     case 'vote-reply':
+      if (o.pre !== undefined && typeof o.pre !== 'boolean') bad('pre must be a boolean')
+      if (o.voterEpoch !== undefined && !isCount(o.voterEpoch)) bad('voterEpoch must be a non-negative integer')
       if (typeof o.granted !== 'boolean') bad('granted must be a boolean')
       break
     case 'append': {

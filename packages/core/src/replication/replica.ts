@@ -18,6 +18,11 @@ export interface ReplicaConfig {
   heartbeatMs: number
   /** Entries per append message at most. */
   maxBatch: number
+  /**
+   * If set, the first election timeout after start (in ms, not randomised): the placement's preferred leader uses a
+   * short one so that leadership starts where the ring balanced it, not wherever a timer fired first.
+   */
+  firstElectionMs?: number
 }
 
 export const DEFAULT_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 300, electionMaxMs: 600, heartbeatMs: 50, maxBatch: 512 }
@@ -60,6 +65,9 @@ export class PartitionReplica<T> {
   role: Role = 'follower'
   leader: string | null = null
   private votes = new Set<string>()
+  /** The epoch this replica is pre-voting for (0: none), and who would vote for it. */
+  private preVoting = 0
+  private preVotes = new Set<string>()
   private electionAt = 0
   private heartbeatAt = 0
   private lastLeaderContact = -Infinity
@@ -85,6 +93,7 @@ export class PartitionReplica<T> {
       this.persist({ truncateFrom: this.log.length, entries: [] })
     }
     this.resetElection(now)
+    if (this.cfg.firstElectionMs !== undefined) this.electionAt = now + this.cfg.firstElectionMs
   }
 
   // ---- reading the state ---------------------------------------------------------------------
@@ -138,7 +147,7 @@ export class PartitionReplica<T> {
     }
     if (now >= this.electionAt) {
       if (this.meta.repairing) { this.resetElection(now); return }
-      this.startElection(now)
+      if (this.replicas.length === 1) this.startElection(now); else this.startPreVote(now)
     }
   }
 
@@ -154,7 +163,8 @@ export class PartitionReplica<T> {
 
   receive (from: string, message: ReplicationMessage<T>, now: number): void {
     if (!this.replicas.includes(from) || from === this.id) return
-    if (message.epoch > this.meta.epoch) {
+    const pre = (message.type === 'vote' || message.type === 'vote-reply') && message.pre === true
+    if (message.epoch > this.meta.epoch && !pre) {
       // A vote request from a node that cannot reach the leader must not depose a leader we hear from.
       if (message.type === 'vote' && (this.role === 'leader' || now - this.lastLeaderContact < this.cfg.electionMinMs)) return
       this.stepDown(message.epoch, null, now)
@@ -169,7 +179,16 @@ export class PartitionReplica<T> {
 
   // ---- elections -----------------------------------------------------------------------------
 
+  private startPreVote (now: number): void {
+    this.preVoting = this.meta.epoch + 1
+    this.preVotes = new Set([this.id])
+    this.resetElection(now)
+    const request: VoteRequest = { v: 1, type: 'vote', epoch: this.preVoting, candidate: this.id, lastEpoch: this.lastEpoch, end: this.log.length, pre: true }
+    for (const to of this.others()) this.out.push({ type: 'send', to, message: request })
+  }
+
   private startElection (now: number): void {
+    this.preVoting = 0
     this.role = 'candidate'
     this.leader = null
     this.meta.epoch++
@@ -184,6 +203,13 @@ export class PartitionReplica<T> {
 
   private onVote (from: string, m: VoteRequest, now: number): void {
     const upToDate = m.lastEpoch > this.lastEpoch || (m.lastEpoch === this.lastEpoch && m.end >= this.log.length)
+    if (m.pre === true) {
+      // Would vote: the proposed epoch is newer, the log complete enough, and no leader heard from lately.
+      const would = m.epoch > this.meta.epoch && !this.meta.repairing && this.role !== 'leader' && upToDate &&
+        now - this.lastLeaderContact >= this.cfg.electionMinMs
+      this.out.push({ type: 'send', to: from, message: { v: 1, type: 'vote-reply', epoch: m.epoch, granted: would, pre: true, voterEpoch: this.meta.epoch } })
+      return
+    }
     const grant = m.epoch === this.meta.epoch && !this.meta.repairing && this.role !== 'leader' &&
       (this.meta.votedFor === null || this.meta.votedFor === m.candidate) && upToDate
     const reply: VoteReply = { v: 1, type: 'vote-reply', epoch: this.meta.epoch, granted: grant }
@@ -194,6 +220,14 @@ export class PartitionReplica<T> {
   }
 
   private onVoteReply (from: string, m: VoteReply, now: number): void {
+    if (m.pre === true) {
+      // A voter already in our proposed epoch or later: adopt its epoch (no leader known) and ask again next time.
+      if (m.voterEpoch !== undefined && m.voterEpoch > this.meta.epoch) { this.stepDown(m.voterEpoch, null, now); return }
+      if (this.role === 'leader' || this.preVoting === 0 || m.epoch !== this.preVoting || !m.granted) return
+      this.preVotes.add(from)
+      if (this.preVotes.size >= this.majority() && this.preVoting === this.meta.epoch + 1) this.startElection(now)
+      return
+    }
     if (this.role !== 'candidate' || m.epoch !== this.meta.epoch || !m.granted) return
     this.votes.add(from)
     if (this.votes.size >= this.majority()) this.becomeLeader(now)
@@ -217,6 +251,7 @@ export class PartitionReplica<T> {
   }
 
   private stepDown (epoch: number, leader: string | null, now: number): void {
+    this.preVoting = 0
     const changed = epoch > this.meta.epoch
     if (changed) { this.meta.epoch = epoch; this.meta.votedFor = null }
     if (this.role !== 'follower' || changed) {
