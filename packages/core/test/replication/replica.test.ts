@@ -237,6 +237,30 @@ describe('partition replica', () => {
     assert.equal(c.r('s2').epoch, c.r('s3').epoch, 'one epoch, one leader')
   })
 
+  test('pre-vote: a replica cut off and back does not depose a working leader', () => {
+    const c = new Cluster(3)
+    c.elect('s1')
+    const epoch = c.r('s1').epoch
+    c.isolate('s3')
+    // The leader keeps heartbeating s2 meanwhile; s3's timer fires again and again.
+    for (let i = 0; i < 5; i++) {
+      for (let j = 0; j < 7; j++) { c.heartbeat(); c.pump() }
+      c.timeout('s3'); c.pump()
+    }
+    assert.equal(c.r('s3').epoch, epoch, 'pre-votes that reach nobody do not raise the epoch')
+    c.heal()
+    // Back, with its timer overdue while the others hear the leader: its pre-vote fails, nobody changes epoch.
+    const notS3 = (e: Envelope): boolean => e.to !== 's3' && e.from !== 's3'
+    for (let j = 0; j < 7; j++) { c.heartbeat(); c.pump(notS3) }
+    c.queue = c.queue.filter(notS3)
+    c.timeout('s3'); c.pump()
+    c.heartbeat(); c.pump()
+    assert.equal(c.r('s1').role, 'leader')
+    assert.equal(c.r('s1').epoch, epoch, 'the leader kept its epoch')
+    c.propose('s1', ['after']); c.pump(); c.heartbeat(); c.pump()
+    assert.deepEqual(c.values('s3'), ['after'])
+  })
+
   test('malformed replication messages are refused by the parser, with the reason', () => {
     const bad: unknown[] = [
       null, 42, 'append', [], {}, { v: 2, type: 'vote', epoch: 1, candidate: 'a', lastEpoch: 0, end: 0 },
