@@ -142,9 +142,13 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       meshLog.info({ peerId: mesh.localPeerId, multiaddrs: mesh.multiaddrs(), join: config.join }, 'mesh host listening')
 
       const replLog = componentLogger(log, 'replication')
+      // Replica logs get a LevelDB of their own: their synced writes must not queue the applied log's unsynced
+      // ones behind each fsync (LevelDB runs one writer at a time), nor share its compactions.
+      const replicaTier = await openTier(join(dataDir, 'replicas'), config.durability)
+      undo.push(() => replicaTier.close())
       const replication = new ReplicationService({
         transport: mesh,
-        store: new TierReplicaStore(tier, bytes => { try { decodeRecord(bytes); return true } catch { return false } }),
+        store: new TierReplicaStore(replicaTier, bytes => { try { decodeRecord(bytes); return true } catch { return false } }),
         broker,
         onError: (where, err) => replLog.error({ err, where }, 'replication error'),
         onRoleChange: v => replLog.info({ topic: v.topic, partition: v.partition, role: v.role, epoch: v.epoch, leader: v.leader, commit: v.commit }, 'replica role'),
