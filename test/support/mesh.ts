@@ -4,7 +4,15 @@ import { api, startGem } from './gem-process.ts'
 import type { GemProcess } from './gem-process.ts'
 import { waitFor } from '../../packages/core/test/wait-for.ts'
 
-export interface PartitionView { topic: string, partition: number, leader: string | null, replicas: string[], epoch: number, role?: string }
+export interface PartitionView {
+  topic: string
+  partition: number
+  leader: string | null
+  replicas: string[]
+  epoch: number
+  role?: string
+  offsets?: { low: number, high: number, commit?: number, end?: number, replica_start?: number }
+}
 
 export async function partitionOn (url: string, topic: string, partition = 0): Promise<PartitionView | undefined> {
   const r = await api(url, 'GET', '/cluster')

@@ -18,6 +18,12 @@ export const REPLICATE_PROTOCOL = '/gem/1/replicate'
 /** Election and heartbeat timing for real networks: GC pauses of tens of ms must not start elections. */
 export const MESH_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 600, electionMaxMs: 1200, heartbeatMs: 75, maxBatch: 1024 }
 const TICK_MS = 10
+/**
+ * A replica compacts its log once this many entries below what every replica holds are applied locally; it keeps
+ * COMPACT_KEEP of them, so that a replica whose disk lost its newest entries can still repair from the leader.
+ */
+const COMPACT_EVERY = 8192
+const COMPACT_KEEP = 1024
 const PREFERRED_FIRST_ELECTION_MS = 150
 const APPLY_BATCH = 2048
 
@@ -30,6 +36,8 @@ export interface PartitionReplicaView {
   epoch: number
   commit: number
   end: number
+  /** First offset still in the replica log (below it, compacted). */
+  start: number
   applied: number
   repairing: boolean
 }
@@ -44,6 +52,11 @@ export interface ReplicationServiceOptions {
   onError?: (where: string, err: unknown) => void
   /** A replica of this node became leader or follower. */
   onRoleChange?: (view: PartitionReplicaView) => void
+  /**
+   * Makes everything applied to the local broker so far durable (one synced write). Given, replica logs are compacted
+   * once their entries are applied and held by every replica; absent, they are kept whole.
+   */
+  syncApplied?: () => Promise<void>
 }
 
 interface Waiter { offset: number, epoch: number, resolve: (r: GemRecord) => void, reject: (e: unknown) => void, record: GemRecord }
@@ -81,6 +94,7 @@ export class ReplicationService {
   private readonly config: Partial<ReplicaConfig>
   private readonly onError: (where: string, err: unknown) => void
   private readonly onRoleChange: (view: PartitionReplicaView) => void
+  private readonly syncApplied: (() => Promise<void>) | undefined
   private readonly hosted = new Map<string, Hosted>()
   private timer: unknown
   private closed = false
@@ -94,6 +108,7 @@ export class ReplicationService {
     this.config = { ...MESH_REPLICA_CONFIG, ...options.replica }
     this.onError = options.onError ?? (() => {})
     this.onRoleChange = options.onRoleChange ?? (() => {})
+    this.syncApplied = options.syncApplied
   }
 
   get self (): string { return this.transport.localPeerId }
@@ -194,7 +209,7 @@ export class ReplicationService {
 
   view (h: Hosted): PartitionReplicaView {
     const r = h.replica
-    return { topic: h.topic, partition: h.partition, replicas: [...r.replicas], role: r.role, leader: r.leader, epoch: r.epoch, commit: r.commit, end: r.end, applied: h.applied, repairing: r.repairing }
+    return { topic: h.topic, partition: h.partition, replicas: [...r.replicas], role: r.role, leader: r.leader, epoch: r.epoch, commit: r.commit, end: r.end, start: r.start, applied: h.applied, repairing: r.repairing }
   }
 
   async close (): Promise<void> {
@@ -261,6 +276,12 @@ export class ReplicationService {
         h.applied = from + records.length
         for (const rec of records) h.tailIds.delete(rec.id)
         this.settle(h)
+        const to = Math.min(h.applied, h.replica.compactable - COMPACT_KEEP)
+        if (this.syncApplied !== undefined && to - h.replica.start >= COMPACT_EVERY) {
+          // Applied records were written without fsync; before the replica log forgets them they must be on disk.
+          await this.syncApplied()
+          if (!h.closed && h.replica.compact(to)) this.after(h)
+        }
       }
     } catch (err) {
       this.onError('apply', toGemError(err))

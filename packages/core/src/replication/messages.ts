@@ -54,6 +54,8 @@ export interface AppendRequest<T> {
   commit: number
   /** `commit` covers the leader's whole log as of its election (see PartitionReplica.electedEnd). */
   stable: boolean
+  /** Every replica holds the log below this offset: followers may drop it from their replica logs too. */
+  compactable?: number
   /** Consumer-group floors (everything below is acknowledged by the group) travel with the partition. */
   groups: Record<string, number>
 }
@@ -83,6 +85,10 @@ export interface ReplicaMeta {
   repairing: boolean
   commit: number
   groups: Record<string, number>
+  /** The log starts here: entries below were compacted away (committed, held by every replica). Default 0. */
+  base?: number
+  /** Epoch of the entry at base - 1. */
+  baseEpoch?: number
 }
 
 /**
@@ -90,6 +96,8 @@ export interface ReplicaMeta {
  * (or at the old end), and replace the metadata. Applied atomically: after a crash all or none of it.
  */
 export interface ReplicaWrite<T> {
+  /** Drop every entry below this offset (compaction). */
+  compactTo?: number
   truncateFrom?: number
   entries: Array<Entry<T>>
   meta: ReplicaMeta
@@ -125,6 +133,7 @@ export function parseReplicationMessage (m: unknown): ReplicationMessage<unknown
       if (!isId(o.leader)) bad('leader must be a node id')
       if (!isCount(o.prev) || !isCount(o.prevEpoch) || !isCount(o.commit)) bad('prev, prevEpoch and commit must be non-negative integers')
       if (typeof o.stable !== 'boolean') bad('stable must be a boolean')
+      if (o.compactable !== undefined && !isCount(o.compactable)) bad('compactable must be a non-negative integer')
       if (!Array.isArray(o.entries)) return bad('entries must be an array')
       for (const e of o.entries as unknown[]) {
         if (typeof e !== 'object' || e === null || !isCount((e as { epoch?: unknown }).epoch) || !('value' in e)) bad('each entry needs an epoch and a value')

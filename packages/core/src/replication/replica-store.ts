@@ -12,8 +12,9 @@ interface Queued { stream: string, write: ReplicaWrite<Uint8Array>, done: (err?:
 
 export class TierReplicaStore {
   private readonly tier: StorageTier
-  /** Entries on disk (or queued) per stream, so a truncation knows which keys to delete. */
+  /** Entries on disk (or queued) per stream, from base to end, so truncation and compaction know which keys to delete. */
   private readonly ends = new Map<string, number>()
+  private readonly bases = new Map<string, number>()
   private queue: Queued[] = []
   private writing = false
 
@@ -34,15 +35,18 @@ export class TierReplicaStore {
       ? { epoch: 0, votedFor: null, end: 0, repairing: false, commit: 0, groups: {} }
       : JSON.parse(td.decode(metaBytes)) as ReplicaMeta
     const entries: Array<Entry<Uint8Array>> = []
+    const base = meta.base ?? 0
     let damaged = false
     for (const [key, value] of await this.tier.listMeta(prefix + 'e/')) {
       const offset = Number(key.slice(prefix.length + 2))
-      if (damaged || offset !== entries.length || value.byteLength < 4) { damaged = true; continue }
+      if (offset < base) continue // compacted; its delete may not have reached the disk before a crash
+      if (damaged || offset !== base + entries.length || value.byteLength < 4) { damaged = true; continue }
       const bytes = value.slice(4)
       if (!this.verify(bytes)) { damaged = true; continue }
       entries.push({ epoch: new DataView(value.buffer, value.byteOffset).getUint32(0), value: bytes })
     }
-    this.ends.set(stream, Math.max(entries.length, meta.end))
+    this.ends.set(stream, Math.max(base + entries.length, meta.end))
+    this.bases.set(stream, base)
     return { meta, entries, damaged }
   }
 
@@ -58,6 +62,7 @@ export class TierReplicaStore {
   async drop (stream: string): Promise<void> {
     const keys = await this.tier.listMeta(TierReplicaStore.prefix(stream))
     this.ends.delete(stream)
+    this.bases.delete(stream)
     if (keys.length > 0) await this.tier.write({ chunks: [], meta: keys.map(([key]) => ({ key, value: null })) })
   }
 
@@ -84,6 +89,11 @@ export class TierReplicaStore {
     const prefix = TierReplicaStore.prefix(stream)
     const out: MetaWrite[] = []
     let end = this.ends.get(stream) ?? 0
+    const base = this.bases.get(stream) ?? 0
+    if (w.compactTo !== undefined && w.compactTo > base) {
+      for (let o = base; o < Math.min(w.compactTo, end); o++) out.push({ key: `${prefix}e/${pad(o)}`, value: null })
+      this.bases.set(stream, w.compactTo)
+    }
     if (w.truncateFrom !== undefined && w.truncateFrom < end) {
       for (let o = w.truncateFrom; o < end; o++) out.push({ key: `${prefix}e/${pad(o)}`, value: null })
       end = w.truncateFrom

@@ -54,8 +54,13 @@ export class PartitionReplica<T> {
   private readonly random: () => number
   private readonly out: Array<ReplicaAction<T>> = []
 
+  /** Entries from `base` on; below `base` the log was compacted (committed, held by every replica). */
   private log: Array<Entry<T>>
+  private base: number
+  private baseEpoch: number
   private meta: ReplicaMeta
+  /** Followers: the leader's last word on what every replica holds. */
+  private leaderCompactable = 0
   /** Log end that is on disk; the leader counts itself only up to here. */
   private durableEnd: number
   private writeSeq = 0
@@ -83,14 +88,16 @@ export class PartitionReplica<T> {
     this.random = random
     this.log = recovered.entries
     this.meta = { ...recovered.meta, groups: { ...recovered.meta.groups } }
-    this.durableEnd = this.log.length
-    this.meta.commit = Math.min(this.meta.commit, this.log.length)
-    if (recovered.damaged || recovered.entries.length < recovered.meta.end) {
+    this.base = recovered.meta.base ?? 0
+    this.baseEpoch = recovered.meta.baseEpoch ?? 0
+    this.durableEnd = this.end
+    this.meta.commit = Math.max(this.base, Math.min(this.meta.commit, this.end))
+    if (recovered.damaged || this.end < recovered.meta.end) {
       // Entries it may have acknowledged are gone: until a leader's log has filled them in again, its
       // vote could help elect a leader that lacks a committed entry.
       this.meta.repairing = true
-      this.meta.end = this.log.length
-      this.persist({ truncateFrom: this.log.length, entries: [] })
+      this.meta.end = this.end
+      this.persist({ truncateFrom: this.end, entries: [] })
     }
     this.resetElection(now)
     if (this.cfg.firstElectionMs !== undefined) this.electionAt = now + this.cfg.firstElectionMs
@@ -100,13 +107,50 @@ export class PartitionReplica<T> {
 
   get epoch (): number { return this.meta.epoch }
   get commit (): number { return this.meta.commit }
-  get end (): number { return this.log.length }
+  get end (): number { return this.base + this.log.length }
+  /** The first offset still in the replica log. */
+  get start (): number { return this.base }
   get repairing (): boolean { return this.meta.repairing }
   get groups (): Readonly<Record<string, number>> { return this.meta.groups }
-  entry (offset: number): Entry<T> | undefined { return this.log[offset] }
-  /** Committed entries from `from`, at most `max`. */
-  committed (from: number, max: number): Array<Entry<T>> { return this.log.slice(from, Math.min(this.meta.commit, from + max)) }
-  get lastEpoch (): number { return this.log.length === 0 ? 0 : this.log[this.log.length - 1].epoch }
+  entry (offset: number): Entry<T> | undefined { return offset < this.base ? undefined : this.log[offset - this.base] }
+  /** Committed entries from `from` (at least `start`), at most `max`. */
+  committed (from: number, max: number): Array<Entry<T>> {
+    const first = Math.max(from, this.base)
+    return this.log.slice(first - this.base, Math.max(first, Math.min(this.meta.commit, from + max)) - this.base)
+  }
+  get lastEpoch (): number { return this.log.length === 0 ? this.baseEpoch : this.log[this.log.length - 1].epoch }
+
+  /**
+   * Below this offset every replica holds the log (leader: from their answers; follower: what the leader said):
+   * what may be compacted without leaving a replica that needs it.
+   */
+  get compactable (): number {
+    if (this.role !== 'leader') return Math.min(this.leaderCompactable, this.meta.commit)
+    let low = Math.min(this.meta.commit, this.durableEnd)
+    for (const p of this.progress.values()) low = Math.min(low, p.match)
+    return low
+  }
+
+  /** Drops committed entries below `upTo` (capped at what is committed and durable) from memory and disk; false if nothing was. */
+  compact (upTo: number): boolean {
+    const to = Math.min(upTo, this.meta.commit, this.durableEnd)
+    if (to <= this.base) return false
+    this.baseEpoch = this.epochAt(to - 1)
+    this.log.splice(0, to - this.base)
+    this.base = to
+    this.meta.base = to
+    this.meta.baseEpoch = this.baseEpoch
+    this.persist({ compactTo: to, entries: [] })
+    return true
+  }
+
+  /** Epoch of the entry at `offset` (base - 1 included; -1 below that, where the log was compacted). */
+  private epochAt (offset: number): number {
+    if (offset < 0) return 0
+    if (offset === this.base - 1) return this.baseEpoch
+    if (offset < this.base) return -1
+    return this.log[offset - this.base].epoch
+  }
   /** Earliest time `tick` has something to do. */
   get nextTimer (): number { return this.role === 'leader' ? this.heartbeatAt : this.electionAt }
 
@@ -118,7 +162,7 @@ export class PartitionReplica<T> {
   /** Appends values to the leader's log; they commit once a majority has them. Throws NOT_LEADER. */
   propose (values: readonly T[], now: number): { epoch: number, start: number } {
     if (this.role !== 'leader') throw new GemError('NOT_LEADER', `replica ${this.id} is not the leader`, { leader: this.leader })
-    const start = this.log.length
+    const start = this.end
     const entries = values.map(value => ({ epoch: this.meta.epoch, value }))
     this.log.push(...entries)
     this.persist({ entries })
@@ -183,7 +227,7 @@ export class PartitionReplica<T> {
     this.preVoting = this.meta.epoch + 1
     this.preVotes = new Set([this.id])
     this.resetElection(now)
-    const request: VoteRequest = { v: 1, type: 'vote', epoch: this.preVoting, candidate: this.id, lastEpoch: this.lastEpoch, end: this.log.length, pre: true }
+    const request: VoteRequest = { v: 1, type: 'vote', epoch: this.preVoting, candidate: this.id, lastEpoch: this.lastEpoch, end: this.end, pre: true }
     for (const to of this.others()) this.out.push({ type: 'send', to, message: request })
   }
 
@@ -195,14 +239,14 @@ export class PartitionReplica<T> {
     this.meta.votedFor = this.id
     this.votes = new Set([this.id])
     this.resetElection(now)
-    const request: VoteRequest = { v: 1, type: 'vote', epoch: this.meta.epoch, candidate: this.id, lastEpoch: this.lastEpoch, end: this.log.length }
+    const request: VoteRequest = { v: 1, type: 'vote', epoch: this.meta.epoch, candidate: this.id, lastEpoch: this.lastEpoch, end: this.end }
     // The vote for itself must be on disk before it asks, or a restart could vote twice in one epoch.
     this.persist({ entries: [] }, this.others().map(to => ({ to, message: request })))
     if (this.replicas.length === 1) this.becomeLeader(now)
   }
 
   private onVote (from: string, m: VoteRequest, now: number): void {
-    const upToDate = m.lastEpoch > this.lastEpoch || (m.lastEpoch === this.lastEpoch && m.end >= this.log.length)
+    const upToDate = m.lastEpoch > this.lastEpoch || (m.lastEpoch === this.lastEpoch && m.end >= this.end)
     if (m.pre === true) {
       // Would vote: the proposed epoch is newer, the log complete enough, and no leader heard from lately.
       const would = m.epoch > this.meta.epoch && !this.meta.repairing && this.role !== 'leader' && upToDate &&
@@ -240,13 +284,13 @@ export class PartitionReplica<T> {
     // by Raft's current-epoch rule as soon as a majority holds them, with no marker entry taking an offset
     // (offsets stay dense). Only this leader writes entries of this epoch, so logs still match by (offset, epoch).
     const from = this.meta.commit
-    this.electedEnd = this.log.length
-    if (from < this.log.length) {
-      for (let i = from; i < this.log.length; i++) this.log[i] = { epoch: this.meta.epoch, value: this.log[i].value }
-      this.persist({ truncateFrom: from, entries: this.log.slice(from) })
+    this.electedEnd = this.end
+    if (from < this.end) {
+      for (let i = from - this.base; i < this.log.length; i++) this.log[i] = { epoch: this.meta.epoch, value: this.log[i].value }
+      this.persist({ truncateFrom: from, entries: this.log.slice(from - this.base) })
     }
     this.progress.clear()
-    for (const p of this.others()) this.progress.set(p, { next: this.log.length, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity })
+    for (const p of this.others()) this.progress.set(p, { next: this.end, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity })
     this.broadcast(now, true)
   }
 
@@ -270,29 +314,32 @@ export class PartitionReplica<T> {
       const reply: AppendReply = { v: 1, type: 'append-reply', epoch: this.meta.epoch, from: this.id, ok: false, end }
       this.out.push({ type: 'send', to: from, message: reply })
     }
-    if (m.epoch < this.meta.epoch) { reject(this.log.length); return } // fenced: tells the stale leader the newer epoch
+    if (m.epoch < this.meta.epoch) { reject(this.end); return } // fenced: tells the stale leader the newer epoch
     if (this.role !== 'follower' || this.leader !== from) this.stepDown(m.epoch, from, now)
     this.lastLeaderContact = now
     this.resetElection(now)
-    if (m.prev > this.log.length) { reject(this.log.length); return }
-    if (m.prev > 0 && this.log[m.prev - 1].epoch !== m.prevEpoch) {
+    if (m.prev > this.end) { reject(this.end); return }
+    if (this.leaderCompactable < (m.compactable ?? 0)) this.leaderCompactable = m.compactable ?? 0
+    // At or below our base the log is committed and the same on every replica (its epochs may have been re-stamped
+    // since, its content not): nothing to check there.
+    if (m.prev > this.base && this.epochAt(m.prev - 1) !== m.prevEpoch) {
       // Back off to the start of our epoch at that point: the leader's log diverges somewhere after it.
-      const e = this.log[m.prev - 1].epoch
+      const e = this.epochAt(m.prev - 1)
       let i = m.prev - 1
-      while (i > 0 && this.log[i - 1].epoch === e) i--
+      while (i > this.base && this.epochAt(i - 1) === e) i--
       reject(i)
       return
     }
-    // Skip what we already hold with the same epoch; a delayed, shorter batch must never cut entries
-    // we acknowledged to this leader.
-    let i = 0
-    while (i < m.entries.length && m.prev + i < this.log.length && this.log[m.prev + i].epoch === m.entries[i].epoch) i++
+    // Skip what we already hold with the same epoch (and what we compacted); a delayed, shorter batch must never
+    // cut entries we acknowledged to this leader.
+    let i = Math.max(0, this.base - m.prev)
+    while (i < m.entries.length && m.prev + i < this.end && this.epochAt(m.prev + i) === m.entries[i].epoch) i++
     const matched = m.prev + m.entries.length
     let write: Omit<ReplicaWrite<T>, 'meta'> | undefined
     if (i < m.entries.length) {
       const at = m.prev + i
       const fresh = m.entries.slice(i)
-      if (at < this.log.length) this.log.length = at
+      if (at < this.end) this.log.length = at - this.base
       this.log.push(...fresh)
       write = { truncateFrom: at, entries: fresh }
     }
@@ -321,12 +368,12 @@ export class PartitionReplica<T> {
       if (m.end > p.match) p.match = m.end
       if (p.next < p.match) p.next = p.match
       this.advanceCommit(now)
-      if (p.next < this.log.length) this.sendAppend(from, p)
+      if (p.next < this.end) this.sendAppend(from, p)
     } else {
       // Every pipelined batch behind a gap is refused with the same resume point: resend once per point.
       // A follower that answers below what it once matched lost entries to its disk: believe it.
       if (m.end < p.match) p.match = m.end
-      const resume = Math.min(m.end, this.log.length)
+      const resume = Math.min(m.end, this.end)
       if (resume === p.resumedAt && now - p.resumedWhen < this.cfg.heartbeatMs) return
       p.resumedAt = resume
       p.resumedWhen = now
@@ -338,7 +385,7 @@ export class PartitionReplica<T> {
   private advanceCommit (now: number): void {
     const ends = [this.durableEnd, ...[...this.progress.values()].map(p => p.match)].sort((a, b) => b - a)
     const n = ends[this.majority() - 1]
-    if (n > this.meta.commit && this.log[n - 1].epoch === this.meta.epoch) {
+    if (n > this.meta.commit && this.epochAt(n - 1) === this.meta.epoch) {
       this.meta.commit = n
       // The commit point is only a hint on disk (followers relearn it); it rides along with the next write.
       this.broadcast(now, false)
@@ -352,17 +399,21 @@ export class PartitionReplica<T> {
   }
 
   private sendAppend (to: string, p: FollowerProgress): void {
-    const entries = this.log.slice(p.next, p.next + this.cfg.maxBatch)
+    // A follower that needs entries below the base (its disk lost what every replica once held) cannot be caught
+    // up from this log: it gets heartbeats from the base and stays repairing. Compaction keeps a margin for that.
+    if (p.next < this.base) p.next = this.base
+    const entries = this.log.slice(p.next - this.base, p.next - this.base + this.cfg.maxBatch)
     const message: AppendRequest<T> = {
       v: 1,
       type: 'append',
       epoch: this.meta.epoch,
       leader: this.id,
       prev: p.next,
-      prevEpoch: p.next === 0 ? 0 : this.log[p.next - 1].epoch,
+      prevEpoch: this.epochAt(p.next - 1),
       entries,
       commit: this.meta.commit,
       stable: this.meta.commit >= this.electedEnd,
+      compactable: this.compactable,
       groups: { ...this.meta.groups },
     }
     // Pipelined: assume it arrives; a gap makes the follower answer with where to resume.
@@ -373,15 +424,16 @@ export class PartitionReplica<T> {
   // ---- helpers -------------------------------------------------------------------------------
 
   private persist (change: Omit<ReplicaWrite<T>, 'meta'>, then: Array<{ to: string, message: ReplicationMessage<T> }> = []): void {
-    this.meta.end = this.log.length
+    this.meta.end = this.end
     if (change.truncateFrom !== undefined) {
+      if (change.truncateFrom < this.base) throw new GemError('INTERNAL', `replica ${this.id}: truncation at ${change.truncateFrom} below the compacted base ${this.base}`)
       // Entries from there on are replaced: earlier writes still in flight no longer vouch for them.
       this.durableEnd = Math.min(this.durableEnd, change.truncateFrom)
       for (const w of this.afterWrite.values()) w.end = Math.min(w.end, change.truncateFrom)
     }
     const token = ++this.writeSeq
     const write: ReplicaWrite<T> = { ...change, meta: { ...this.meta, groups: { ...this.meta.groups } } }
-    this.afterWrite.set(token, { end: this.log.length, messages: then })
+    this.afterWrite.set(token, { end: this.end, messages: then })
     this.out.push({ type: 'write', token, write })
   }
 

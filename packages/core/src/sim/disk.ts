@@ -12,7 +12,9 @@ const te = new TextEncoder()
 const checksum = (epoch: number, json: string): number => crc32c(te.encode(`${epoch}|${json}`))
 
 export class SimDisk<T> {
+  /** Entries from `base` on (below it the replica compacted its log). */
   private entries: StoredEntry[] = []
+  private base = 0
   private meta: ReplicaMeta = { epoch: 0, votedFor: null, end: 0, repairing: false, commit: 0, groups: {} }
   /** Writes issued but not yet durable, in order; `generation` invalidates them on a crash. */
   private pending = 0
@@ -33,6 +35,7 @@ export class SimDisk<T> {
     const stored = w.entries.map(e => { const json = JSON.stringify(e.value); return { epoch: e.epoch, json, crc: checksum(e.epoch, json) } })
     const meta = structuredClone(w.meta)
     const truncateFrom = w.truncateFrom
+    const compactTo = w.compactTo
     this.pending++
     // Mostly quick, sometimes stalled (a flush, another process's I/O): a crash then catches writes in flight.
     const delay = this.rng.chance(0.1) ? this.rng.int(this.latency.max, this.latency.max * 15) : this.rng.int(this.latency.min, this.latency.max)
@@ -40,7 +43,8 @@ export class SimDisk<T> {
     this.sched.at(this.busyUntil, () => {
       if (gen !== this.generation) return
       this.pending--
-      if (truncateFrom !== undefined) this.entries.length = Math.min(this.entries.length, truncateFrom)
+      if (compactTo !== undefined && compactTo > this.base) { this.entries.splice(0, compactTo - this.base); this.base = compactTo }
+      if (truncateFrom !== undefined) this.entries.length = Math.max(0, Math.min(this.entries.length, truncateFrom - this.base))
       this.entries.push(...stored)
       this.meta = meta
       this.writes++
@@ -64,6 +68,7 @@ export class SimDisk<T> {
   /** Loses the newest `count` durable entries (a torn or lost tail). */
   truncateTail (count: number): void { this.entries.length = Math.max(0, this.entries.length - count) }
 
+  /** Entries held (from the base). */
   get length (): number { return this.entries.length }
 
   /** What a restarting replica reads back: entries up to the first that fails its checksum. */

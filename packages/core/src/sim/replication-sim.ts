@@ -32,6 +32,8 @@ export interface ReplicationSimOptions {
   settleMs?: number
   /** false: a calm run with no faults at all. */
   faults?: boolean
+  /** Replicas compact their logs once this many entries are held by every replica (0: never). Default 24. */
+  compactEvery?: number
   replica?: Partial<ReplicaConfig>
   /** Receives one line per fault and per leadership change. */
   trace?: (line: string) => void
@@ -112,6 +114,9 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
   const faultMs = options.faultMs ?? 6000
   const settleMs = options.settleMs ?? 30_000
   const withFaults = options.faults ?? true
+  const compactEvery = options.compactEvery ?? 24
+  // Kept below what every replica holds, so that a replica whose disk lost its last entries can still repair.
+  const COMPACT_MARGIN = 40
   const trace = options.trace ?? (() => {})
   const sched = new SimScheduler()
   const net = new SimNetwork<SimMessage>(sched, rng.fork())
@@ -140,6 +145,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
     }
     maxEpoch = Math.max(maxEpoch, r.epoch)
     // Commits first, so an ack below always refers to an offset the checker has seen committed.
+    if (node.commitSeen < r.start) node.commitSeen = r.start
     for (; node.commitSeen < r.commit; node.commitSeen++) check.committedAt(node.commitSeen, r.entry(node.commitSeen)!.value.id, node.id)
     if (node.commitSeen > r.commit) node.commitSeen = r.commit
     if (node.pending.length > 0) {
@@ -152,6 +158,11 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
         } else keep.push(p)
       }
       node.pending = keep
+    }
+    // Compaction: only what every replica holds, what the group has consumed, and what the checker has seen.
+    if (compactEvery > 0) {
+      const to = Math.min(r.compactable - COMPACT_MARGIN, r.groups[GROUP] ?? 0, node.commitSeen)
+      if (to - r.start >= compactEvery && r.compact(to)) { flush(node); return }
     }
     if (r.nextTimer !== node.timerAt) {
       node.timerAt = r.nextTimer
@@ -174,7 +185,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
       case 'publish': onPublish(node, r, from, m); break
       case 'fetch': {
         if (r.role !== 'leader') { reply(node, from, { type: 'fetch-reply', req: m.req, ok: false, from: 0, ids: [], leader: r.leader }); break }
-        const start = r.groups[m.group] ?? 0
+        const start = Math.max(r.groups[m.group] ?? 0, r.start)
         reply(node, from, { type: 'fetch-reply', req: m.req, ok: true, from: start, ids: r.committed(start, m.max).map(e => e.value.id) })
         break
       }
@@ -192,7 +203,10 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
     if (node.indexedEpoch !== r.epoch) {
       // The idempotency index covers the whole log this leader holds, so a retried id is never stored twice.
       node.idIndex = new Map()
-      for (let i = 0; i < r.end; i++) node.idIndex.set(r.entry(i)!.value.id, i)
+      // Below its base the replica compacted its log: those entries are committed and applied, and the applied log's
+      // dedup window (here: the committed record) still knows their ids, as the broker's does on a real node.
+      for (let i = 0; i < r.start; i++) { const id = check.committed.get(i); if (id !== undefined) node.idIndex.set(id, i) }
+      for (let i = r.start; i < r.end; i++) node.idIndex.set(r.entry(i)!.value.id, i)
       node.indexedEpoch = r.epoch
     }
     const at = node.idIndex.get(m.value.id)
@@ -403,9 +417,10 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
   const longest = rs.reduce((a, b) => (b.commit > a.commit ? b : a))
   const finalLog: string[] = []
   for (let i = 0; i < longest.commit; i++) {
-    const e = longest.entry(i)
-    if (e === undefined) { check.violation(`${longest.id} commits ${longest.commit} but its log ends at ${longest.end}`); break }
-    finalLog.push(e.value.id)
+    // Below its base a replica compacted its log; what was committed there is what the checker recorded.
+    const e = i < longest.start ? check.committed.get(i) : longest.entry(i)?.value.id
+    if (e === undefined) { check.violation(`${longest.id} commits ${longest.commit} but holds no entry at ${i} (log ${longest.start}..${longest.end})`); break }
+    finalLog.push(e)
   }
   const positions = new Map<string, number>()
   finalLog.forEach((id, i) => {
@@ -416,7 +431,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
     if (finalLog[offset] !== id) check.violation(`acknowledged ${id} at offset ${offset} is lost: offset ${offset} holds ${finalLog[offset] ?? 'nothing'}`)
   }
   for (const r of rs) {
-    for (let i = 0; i < Math.min(r.commit, finalLog.length); i++) {
+    for (let i = r.start; i < Math.min(r.commit, finalLog.length); i++) {
       if (r.entry(i)?.value.id !== finalLog[i]) { check.violation(`${r.id} diverges at offset ${i}`); break }
     }
   }

@@ -7,7 +7,8 @@ import type { RecoveredState } from '../../src/replication/replica.ts'
 import { parseReplicationMessage } from '../../src/replication/messages.ts'
 import type { Entry, ReplicaMeta, ReplicationMessage } from '../../src/replication/messages.ts'
 
-interface Disk { entries: Array<Entry<string>>, meta: ReplicaMeta }
+/** A disk: entries from `base` on, and the metadata. */
+interface Disk { entries: Array<Entry<string>>, base: number, meta: ReplicaMeta }
 interface Envelope { from: string, to: string, m: ReplicationMessage<string> }
 
 const freshMeta = (): ReplicaMeta => ({ epoch: 0, votedFor: null, end: 0, repairing: false, commit: 0, groups: {} })
@@ -24,7 +25,7 @@ class Cluster {
 
   constructor (n: number) {
     this.ids = Array.from({ length: n }, (_, i) => `s${i + 1}`)
-    for (const id of this.ids) { this.disks.set(id, { entries: [], meta: freshMeta() }); this.start(id) }
+    for (const id of this.ids) { this.disks.set(id, { entries: [], base: 0, meta: freshMeta() }); this.start(id) }
   }
 
   r (id: string): PartitionReplica<string> { return this.replicas.get(id)! }
@@ -48,7 +49,8 @@ class Cluster {
       for (const a of actions) {
         if (a.type === 'send') { if (!this.cut.has(`${id}>${a.to}`)) this.queue.push({ from: id, to: a.to, m: a.message }) } else {
           const d = this.disks.get(id)!
-          if (a.write.truncateFrom !== undefined) d.entries.length = Math.min(d.entries.length, a.write.truncateFrom)
+          if (a.write.compactTo !== undefined && a.write.compactTo > d.base) { d.entries.splice(0, a.write.compactTo - d.base); d.base = a.write.compactTo }
+          if (a.write.truncateFrom !== undefined) d.entries.length = Math.min(d.entries.length, a.write.truncateFrom - d.base)
           d.entries.push(...a.write.entries.map(e => ({ ...e })))
           d.meta = structuredClone(a.write.meta)
           r.durable(a.token, this.now)
@@ -259,6 +261,31 @@ describe('partition replica', () => {
     assert.equal(c.r('s1').epoch, epoch, 'the leader kept its epoch')
     c.propose('s1', ['after']); c.pump(); c.heartbeat(); c.pump()
     assert.deepEqual(c.values('s3'), ['after'])
+  })
+
+  test('compaction: replicas drop what every replica holds, restart from the compacted log, and still agree', () => {
+    const c = new Cluster(3)
+    c.elect('s1')
+    c.propose('s1', ['a', 'b', 'c', 'd', 'e', 'f']); c.pump(); c.heartbeat(); c.pump()
+    assert.equal(c.r('s1').compactable, 6)
+    for (const id of c.ids) { assert.ok(c.r(id).compact(Math.min(4, c.r(id).compactable)), id); c.flush(id) }
+    for (const id of c.ids) { assert.equal(c.r(id).start, 4); assert.equal(c.disks.get(id)!.base, 4); assert.equal(c.r(id).entry(3), undefined) }
+    // A follower restarts from its compacted disk and catches up with what came since.
+    c.crash('s3')
+    c.propose('s1', ['g', 'h']); c.pump()
+    c.start('s3')
+    c.heartbeat(); c.pump(); c.heartbeat(); c.pump()
+    for (const id of c.ids) assert.deepEqual(c.values(id), ['e', 'f', 'g', 'h'], id)
+    assert.equal(c.r('s3').commit, 8)
+    // A new leader can come from a compacted replica: its base epoch stands in for the entries it dropped.
+    c.crash('s1')
+    c.elect('s2')
+    c.propose('s2', ['i']); c.pump(); c.heartbeat(); c.pump()
+    assert.deepEqual(c.values('s3'), ['e', 'f', 'g', 'h', 'i'])
+    // compact() itself never goes past the commit point (callers also cap it at `compactable`).
+    assert.equal(c.r('s2').compact(100), true)
+    c.flush('s2')
+    assert.equal(c.r('s2').start, Math.min(c.r('s2').commit, 9))
   })
 
   test('malformed replication messages are refused by the parser, with the reason', () => {
