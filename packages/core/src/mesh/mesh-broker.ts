@@ -182,6 +182,8 @@ export class MeshBroker implements BrokerApi {
   async publish (topic: string, input: PublishInput): Promise<PublishResult> {
     this.assertOpen()
     const def = this.liveDef(topic) ?? await this.autoCreate(topic)
+    // Every partition a single replica here (a lone node, a dead-letter topic): the local broker is the whole story.
+    if (this.allLocal(def)) return await this.local.publish(topic, input)
     this.local.checkPublish(topic, input)
     const partition = input.partition ?? this.choosePartition(def, input.key)
     // The id is fixed here, at the entry node, so that every retry after a failover is the same publish.
@@ -302,6 +304,14 @@ export class MeshBroker implements BrokerApi {
       if (e.code !== 'NOT_LEADER') throw e
       return answer({ ok: false, code: e.code, message: e.message, leader: (e.details?.leader as string | null | undefined) ?? null })
     }
+  }
+
+  private readonly localOnly = new WeakMap<MeshTopic, boolean>()
+
+  private allLocal (def: MeshTopic): boolean {
+    let v = this.localOnly.get(def)
+    if (v === undefined) { v = def.replicas.every(r => r.length === 1 && r[0] === this.self); this.localOnly.set(def, v) }
+    return v
   }
 
   private choosePartition (def: MeshTopic, key: string | undefined): number {
