@@ -298,16 +298,17 @@ export class Broker implements BrokerApi, GroupHost {
 
   /**
    * Appends records that a partition leader already sequenced (offset and timestamp set), in offset order:
-   * replication's apply step. No dedup check and no partition choice; an offset that does not follow the log
+   * replication's apply step, with the frames they arrived in (`frames[i]` encodes `records[i]`) so that they are
+   * not encoded again. No dedup check and no partition choice; an offset that does not follow the log
    * fails the whole batch with INTERNAL. The ids are remembered for the dedup window.
    */
-  async appendSequenced (topic: string, partition: number, records: GemRecord[]): Promise<void> {
+  async appendSequenced (topic: string, partition: number, records: GemRecord[], frames?: Uint8Array[]): Promise<void> {
     this.assertOpen()
     const t = this.requireTopic(topic)
     const log = t.logs[partition]
     if (log === undefined) throw new GemError('BAD_REQUEST', `topic ${topic} has no partition ${partition}`)
-    await Promise.all(records.map(record => new Promise<void>((resolve, reject) => {
-      this.committer.append(log, { record, sequenced: true, resolve: () => resolve(), reject })
+    await Promise.all(records.map((record, i) => new Promise<void>((resolve, reject) => {
+      this.committer.append(log, { record, sequenced: true, ...(frames !== undefined ? { frame: frames[i] } : {}), resolve: () => resolve(), reject })
     })))
     const now = this.clock.now()
     for (const r of records) this.dedup.remember(topic, r.id, { partition, offset: r.offset, at: now })

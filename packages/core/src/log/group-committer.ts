@@ -12,6 +12,8 @@ export interface PendingAppend {
   record: GemRecord
   /** A partition leader already gave the record its offset and timestamp (replication's apply step). */
   sequenced?: boolean
+  /** The record already encoded (a replicated entry): used as it is when every record of the batch has one. */
+  frame?: Uint8Array
   resolve(record: GemRecord): void
   reject(err: unknown): void
 }
@@ -147,7 +149,7 @@ export class GroupCommitter {
       try {
         const gap = records.find((r, i) => r.offset !== log.next + i)
         if (gap !== undefined) throw new GemError('INTERNAL', `${log.stream}: sequenced record at offset ${gap.offset} does not follow the log`)
-        data = encodeRecords(records)
+        data = items.every(it => it.frame !== undefined) ? concatFrames(items) : encodeRecords(records)
       } catch (err) {
         for (const it of items) it.reject(err)
         continue
@@ -200,4 +202,14 @@ export class GroupCommitter {
     for (const a of appended) this.listener.committed(a.log, a.records)
     this.listener.batch?.({ records, bytes: batchBytes, durationMs })
   }
+}
+
+/** The chunk of records that arrived encoded: their frames back to back, as encodeRecords would write them. */
+function concatFrames (items: PendingAppend[]): Uint8Array {
+  let n = 0
+  for (const it of items) n += it.frame!.byteLength
+  const out = new Uint8Array(n)
+  let at = 0
+  for (const it of items) { out.set(it.frame!, at); at += it.frame!.byteLength }
+  return out
 }

@@ -272,7 +272,7 @@ export class ReplicationService {
         const from = h.applied
         const entries = h.replica.committed(from, APPLY_BATCH)
         const records = entries.map(e => decodeRecord(e.value))
-        await this.broker.appendSequenced(h.topic, h.partition, records)
+        await this.broker.appendSequenced(h.topic, h.partition, records, entries.map(e => e.value))
         h.applied = from + records.length
         for (const rec of records) h.tailIds.delete(rec.id)
         this.settle(h)
