@@ -4,8 +4,8 @@ import { sha256 } from '@noble/hashes/sha2.js'
 
 // Why 32-bit positions rather than 52: a position and a node index (< 2^20) pack into one safe integer,
 // so the whole ring sorts with the native Float64Array sort and ties break by node id for free. At
-// 2^32 slots the ring's resolution is ~10^4 times finer than the arc of one vnode in a 1000-node,
-// 300k-vnode ring, so the coarser position costs no balance. Keys that collide share a placement.
+// 2^32 slots the ring's resolution is ~7000 times finer than the arc of one vnode in a 1000-node,
+// 600k-vnode ring, so the coarser position costs no balance. Keys that collide share a placement.
 
 const encoder = new TextEncoder()
 // Scratch for UTF-8 bytes: encodeInto a reused buffer is ~2x cheaper than encode() per call, and hashing is
@@ -26,7 +26,7 @@ export function hashKey (s: string): number {
 
 /**
  * The first `count` virtual-node positions of node `id`. Each SHA-256 digest of `id \0 block` yields
- * eight positions, so a weight-1 node at 128 vnodes costs 16 hashes. The list for a larger count
+ * eight positions, so a weight-1 node at 256 vnodes costs 32 hashes. The list for a larger count
  * extends the list for a smaller one, so raising a node's weight only adds vnodes (minimal movement).
  * Unsorted; the caller sorts the merged ring.
  */

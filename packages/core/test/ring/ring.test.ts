@@ -210,7 +210,9 @@ describe('assignPartitions', () => {
 describe('1000 nodes, weights 1/2/4, 50k partition keys', () => {
   const nodes = nodesOf(1000)
   const totalWeight = nodes.reduce((a, n) => a + n.weight, 0)
+  const built = performance.now()
   const ring = HashRing.from(nodes)
+  const buildMs = performance.now() - built
   // Two key sets (same layout, other topic names), so the per-join figures are 40 draws, not 20 of one layout.
   const keySets = [PartitionSet.from(keysOf(50_000)), PartitionSet.from(keysOf(50_000, 'stream'))]
   const joins = Array.from({ length: 20 }, (_, i) => ({ id: `joiner-${i}`, weight: WEIGHTS[i % WEIGHTS.length] }))
@@ -231,8 +233,11 @@ describe('1000 nodes, weights 1/2/4, 50k partition keys', () => {
       let moved = { joinPrimary: 0, joinSlots: 0, joinIdeal: 0, leavePrimary: 0, leaveSlots: 0, leaveIdeal: 0 }
       let slotRatio = 0
       let leaderRatio = 0
+      const assignMs: number[] = []
       for (const parts of keySets) {
+        const started = performance.now()
         const placement = assignPartitions(ring, parts, { replication })
+        assignMs.push(performance.now() - started)
         const { slots, leaders } = loads(placement)
         slotRatio = Math.max(slotRatio, maxOverMean(nodes, slots))
         leaderRatio = Math.max(leaderRatio, maxOverMean(nodes, leaders))
@@ -271,7 +276,7 @@ describe('1000 nodes, weights 1/2/4, 50k partition keys', () => {
         const s = [...xs].sort((a, b) => a - b)
         return `max ${s[s.length - 1].toFixed(3)}, p90 ${s[Math.floor(s.length * 0.9)].toFixed(3)}, over 1.2: ${s.filter(x => x > 1.2).length}/${s.length}`
       }
-      diag(t, `rf ${replication}: max/mean slots ${slotRatio.toFixed(3)}, leaders ${leaderRatio.toFixed(3)}`)
+      diag(t, `rf ${replication}: max/mean slots ${slotRatio.toFixed(3)}, leaders ${leaderRatio.toFixed(3)}; ring of ${ring.positions.length} vnodes built in ${buildMs.toFixed(0)} ms, 50k keys placed in ${assignMs.map(ms => ms.toFixed(0)).join(' / ')} ms`)
       diag(t, `rf ${replication}: joins summed moved/ideal: leaders ${summed.joinPrimary.toFixed(3)}, slots ${summed.joinSlots.toFixed(3)}; leaves: leaders ${summed.leavePrimary.toFixed(3)}, slots ${summed.leaveSlots.toFixed(3)}`)
       diag(t, `rf ${replication}: single join, leaders moved/ideal ${stats(joinPrimary)}; slots ${stats(joinSlots)}`)
       diag(t, `rf ${replication}: single join, the new node took ${stats(took)}; cascade between old nodes max ${Math.max(...cascade).toFixed(3)}`)
@@ -280,11 +285,11 @@ describe('1000 nodes, weights 1/2/4, 50k partition keys', () => {
       assert.ok(slotRatio <= 1.25, `slots ${slotRatio}`)
       assert.ok(leaderRatio <= 1.25, `leaders ${leaderRatio}`)
       for (const [name, ratio] of Object.entries(summed)) assert.ok(ratio <= 1.2, `${name} summed ${ratio}`)
-      // Not asserted: every single join <= 1.2 x ideal (the issue's requirement; about one join in five is
+      // Not asserted: every single join <= 1.2 x ideal (the issue's requirement; 11 of these 40 joins are
       // above). One join's ideal is 21-86 keys, the new node's pure-ring share of them is Poisson plus vnode
       // noise (up to 1.6 x measured), and the bound lets it keep up to 1.25 x; a tighter bound on every node
       // makes more old nodes full, and each key the new node takes from a full node pulls one key back from
-      // that node's overflow, so tighter caps raised the worst join (1.59 at 1.15 x, 1.9 at 1.1 x). What is
+      // that node's overflow, so tighter caps raised the worst join (at 128 vnodes: 1.35 at 1.25 x, 1.59 at 1.15 x, 1.9 at 1.1 x). What is
       // asserted is the cap on the new node (above) and that the cascade stays small.
       assert.ok(Math.max(...cascade) <= 0.35, `cascade ${Math.max(...cascade)}`)
       assert.ok(Math.max(...leavePrimary, ...leaveSlots) <= 1.6, 'single leave')
