@@ -1,69 +1,27 @@
 // `npm run bench -- mesh`: three node processes on loopback, replication 3. Acknowledged publishes/s (to the leader
 // and forwarded through a follower), publish->delivery latency at 5k msg/s, and leader-kill-to-first-ack failover time.
-import { api, startGem, tempDataDir } from '../test/support/gem-process.ts'
-import type { GemProcess } from '../test/support/gem-process.ts'
+import { api } from '../test/support/gem-process.ts'
+import { agreedLeader, withMeshProcesses } from '../test/support/mesh.ts'
+import type { MeshProcesses } from '../test/support/mesh.ts'
+import { waitFor } from '../packages/core/test/wait-for.ts'
 import { steadyLatency } from './lib/latency.ts'
 import { connect, percentile, pipelinedPublish } from './lib/ws-client.ts'
 
 type Report = (suite: string, name: string, value: number, unit: string, extra?: Record<string, unknown>) => void
 
 const PAYLOAD = 256
-const NODE_ARGS = ['--webrtc-direct', 'false', '--auto-create-topics']
-
-interface Mesh { nodes: GemProcess[], ids: string[], dirs: Array<{ dir: string, remove(): void }> }
-
-async function until<T> (what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(r => setTimeout(r, 50))
-  }
-}
-
-async function startMesh (): Promise<Mesh> {
-  const dirs = [tempDataDir('gem-bench-mesh-'), tempDataDir('gem-bench-mesh-'), tempDataDir('gem-bench-mesh-')]
-  const nodes: GemProcess[] = []
-  try {
-    nodes.push(await startGem(dirs[0].dir, NODE_ARGS))
-    for (const d of dirs.slice(1)) nodes.push(await startGem(d.dir, [...NODE_ARGS, '--join', nodes[0].url]))
-    for (const n of nodes) await until('three nodes', async () => (await api(n.url, 'GET', '/cluster')).json.nodes.length === 3 ? true : undefined)
-    const ids = await Promise.all(nodes.map(async n => (await api(n.url, 'GET', '/info')).json.node_id as string))
-    return { nodes, ids, dirs }
-  } catch (err) {
-    for (const n of nodes) await n.kill()
-    for (const d of dirs) d.remove()
-    throw err
-  }
-}
-
-async function stopMesh (m: Mesh): Promise<void> {
-  for (const n of m.nodes) await n.kill()
-  for (const d of m.dirs) d.remove()
-}
 
 /** Creates a replicated topic and returns the index of its partition-0 leader once every node agrees on it. */
-async function replicatedTopic (m: Mesh, topic: string): Promise<number> {
+async function replicatedTopic (m: MeshProcesses, topic: string): Promise<number> {
   const r = await api(m.nodes[0].url, 'POST', '/topics', { name: topic, replication: 3 })
   if (r.status !== 201) throw new Error(`create ${topic}: ${r.status} ${JSON.stringify(r.json)}`)
-  return await leaderIndex(m, topic)
-}
-
-async function leaderIndex (m: Mesh, topic: string, not?: string): Promise<number> {
-  const leader = await until(`a leader for ${topic}/0`, async () => {
-    const views = await Promise.all(m.nodes.map(async n => (await api(n.url, 'GET', '/cluster')).json.partitions.find((p: { topic: string }) => p.topic === topic)?.leader as string | null | undefined))
-    const first = views[0]
-    return typeof first === 'string' && first !== not && views.every(v => v === first) && m.ids.includes(first) ? first : undefined
-  })
-  return m.ids.indexOf(leader)
+  return m.ids.indexOf(await agreedLeader(m.nodes, topic))
 }
 
 export async function meshSuite (report: Report, scale: number): Promise<void> {
   const count = Math.round(100_000 * scale)
   const seconds = scale < 1 ? 3 : 10
-  const m = await startMesh()
-  try {
+  await withMeshProcesses(3, async m => {
     // Throughput: a pipelined WebSocket publisher, first on the leader, then on a follower (each publish forwarded).
     const L = await replicatedTopic(m, 'mthru')
     const direct = await pipelinedPublish(m.nodes[L].url, 'mthru', count, PAYLOAD, 1024, 60_000)
@@ -106,13 +64,10 @@ export async function meshSuite (report: Report, scale: number): Promise<void> {
       ws.close()
       times.push(firstAck)
       // The killed node comes back, so the next repetition has three nodes again.
-      m.nodes[leader] = await startGem(m.dirs[leader].dir, [...NODE_ARGS, '--join', m.nodes[entry].url])
-      m.ids[leader] = (await api(m.nodes[leader].url, 'GET', '/info')).json.node_id
-      for (const n of m.nodes) await until('three nodes again', async () => (await api(n.url, 'GET', '/cluster')).json.nodes.length === 3 ? true : undefined)
+      await m.restart(leader)
+      for (const n of m.nodes) await waitFor(async () => (await api(n.url, 'GET', '/cluster')).json.nodes.filter((x: { state: string }) => x.state === 'alive').length === 3, 'three alive nodes again', 30_000)
     }
     times.sort((a, b) => a - b)
     report('mesh', 'failover: leader SIGKILL -> first ack on the new leader (median of 3)', percentile(times, 50), 'ms', { max_ms: times[times.length - 1], runs: times.map(t => Math.round(t)).join('/') })
-  } finally {
-    await stopMesh(m)
-  }
+  })
 }

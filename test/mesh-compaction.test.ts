@@ -2,18 +2,14 @@
 // a SIGKILLed follower recovers from its compacted log and catches up, and every message stays readable everywhere.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { api, readAll, startGem, tempDataDir } from './support/gem-process.ts'
+import { api, readAll } from './support/gem-process.ts'
 import type { GemProcess } from './support/gem-process.ts'
-import { agreedLeader, partitionOn, startMesh } from './support/mesh.ts'
+import { agreedLeader, partitionOn, withMeshProcesses } from './support/mesh.ts'
 import { pipelinedPublish } from '../bench/lib/ws-client.ts'
 import { waitFor } from '../packages/core/test/wait-for.ts'
 
 test('replica logs compact, and a follower killed after compaction recovers and converges', { timeout: 240_000 }, async () => {
-  const dirs = [tempDataDir('gem-cmp-'), tempDataDir('gem-cmp-'), tempDataDir('gem-cmp-')]
-  let nodes: GemProcess[] = []
-  try {
-    nodes = await startMesh(dirs.map(d => d.dir))
-    const ids = await Promise.all(nodes.map(async n => (await api(n.url, 'GET', '/info')).json.node_id as string))
+  await withMeshProcesses(3, async ({ nodes, ids, restart }) => {
     assert.equal((await api(nodes[0].url, 'POST', '/topics', { name: 'bulk', replication: 3 })).status, 201)
     const leader = ids.indexOf(await agreedLeader(nodes, 'bulk'))
     const first = 12_000
@@ -26,7 +22,7 @@ test('replica logs compact, and a follower killed after compaction recovers and 
     await nodes[follower].kill()
     const more = await pipelinedPublish(nodes[leader].url, 'bulk', 3_000, 64, 512, 60_000)
     assert.equal(more.acked, 3_000)
-    nodes[follower] = await startGem(dirs[follower].dir, ['--webrtc-direct', 'false', '--join', nodes[leader].url])
+    await restart(follower)
     const total = first + 3_000
     for (const [i, n] of nodes.entries()) {
       await waitFor(async () => (await api(n.url, 'GET', '/topics/bulk')).json.offsets[0].high >= total, `node ${i} holds all ${total}`, 60_000)
@@ -37,8 +33,5 @@ test('replica logs compact, and a follower killed after compaction recovers and 
     const ok = await api(nodes[follower].url, 'POST', '/topics/bulk/messages', { payload: 'after' })
     assert.equal(ok.status, 201, JSON.stringify(ok.json))
     assert.equal(ok.json.offset, total)
-  } finally {
-    for (const n of nodes) await n.kill()
-    for (const d of dirs) d.remove()
-  }
+  })
 })

@@ -4,19 +4,14 @@ import { spawnSync } from 'node:child_process'
 import { join, resolve } from 'node:path'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { api, readAll, startGem, tempDataDir } from './support/gem-process.ts'
-import type { GemProcess } from './support/gem-process.ts'
-import { agreedLeader, partitionOn, startMesh } from './support/mesh.ts'
+import { api, readAll } from './support/gem-process.ts'
+import { agreedLeader, partitionOn, withMeshProcesses } from './support/mesh.ts'
 import { waitFor } from '../packages/core/test/wait-for.ts'
 
 const CLI = join(resolve(import.meta.dirname, '..'), 'packages/node/src/cli/main.ts')
 
 test('publish through one node while the partition leader is SIGKILLed: publishing resumes, and every replica converges', { timeout: 180_000 }, async () => {
-  const dirs = [tempDataDir('gem-fo-'), tempDataDir('gem-fo-'), tempDataDir('gem-fo-')]
-  let nodes: GemProcess[] = []
-  try {
-    nodes = await startMesh(dirs.map(d => d.dir))
-    const ids = await Promise.all(nodes.map(async n => (await api(n.url, 'GET', '/info')).json.node_id as string))
+  await withMeshProcesses(3, async ({ nodes, ids, restart }) => {
     const created = await api(nodes[0].url, 'POST', '/topics', { name: 'orders', replication: 3 })
     assert.equal(created.status, 201, JSON.stringify(created.json))
     assert.equal(created.json.replication, 3)
@@ -59,7 +54,7 @@ test('publish through one node while the partition leader is SIGKILLed: publishi
     }, 'the killed leader reported dead by a survivor', 30_000)
 
     // The killed node comes back on its data directory and catches up.
-    nodes[leaderIndex] = await startGem(dirs[leaderIndex].dir, ['--webrtc-direct', 'false', '--join', entry.url])
+    await restart(leaderIndex)
     for (const [i, n] of nodes.entries()) {
       await waitFor(async () => (await readAll(n.url, 'orders')).length >= total, `node ${i} holds all ${total} messages`, 60_000)
       const all = await readAll(n.url, 'orders')
@@ -75,8 +70,6 @@ test('publish through one node while the partition leader is SIGKILLed: publishi
     assert.ok(back!.epoch >= epochAfter, 'the returning node follows the newer epoch')
 
     // `gem status` shows the ring's view: every node, the partition's leader, and each replica's lag (0 once converged).
-    // The harness clears node.json before a start, so the restarted node has a new node id (its peer id is kept).
-    ids[leaderIndex] = (await api(nodes[leaderIndex].url, 'GET', '/info')).json.node_id
     const shows = (out: string): boolean => {
       const row = out.split('\n').find(l => l.trim().startsWith('orders/0'))
       return ids.every(id => new RegExp(`${id}\\s+alive`).test(out)) && row !== undefined &&
@@ -89,8 +82,5 @@ test('publish through one node while the partition leader is SIGKILLed: publishi
       last = status.stdout
       return shows(last)
     }, 'gem status to show three alive nodes, the leader and zero lag', 20_000).catch(err => { throw new Error(`${(err as Error).message}\n${last}`) })
-  } finally {
-    for (const n of nodes) await n.kill()
-    for (const d of dirs) d.remove()
-  }
+  })
 })

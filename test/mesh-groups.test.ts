@@ -3,9 +3,9 @@
 // group goes on from the copied offsets on the new home, redelivering nothing it had acknowledged.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { api, tempDataDir } from './support/gem-process.ts'
+import { api } from './support/gem-process.ts'
 import type { GemProcess } from './support/gem-process.ts'
-import { agreedLeader, startMesh } from './support/mesh.ts'
+import { agreedLeader, withMeshProcesses } from './support/mesh.ts'
 import { waitFor } from '../packages/core/test/wait-for.ts'
 import { SseClient } from '../packages/node/test/gateway-harness.ts'
 
@@ -23,11 +23,7 @@ async function ack (url: string, tags: string[]): Promise<void> {
 }
 
 test('one group, consumers on several nodes, and a SIGKILLed home: each message once, acknowledged ones never again', { timeout: 180_000 }, async () => {
-  const dirs = [tempDataDir('gem-grp-'), tempDataDir('gem-grp-'), tempDataDir('gem-grp-')]
-  let nodes: GemProcess[] = []
-  try {
-    nodes = await startMesh(dirs.map(d => d.dir))
-    const ids = await Promise.all(nodes.map(async n => (await api(n.url, 'GET', '/info')).json.node_id as string))
+  await withMeshProcesses(3, async ({ nodes, ids }) => {
     assert.equal((await api(nodes[0].url, 'POST', '/topics', { name: 'jobs', replication: 3 })).status, 201)
     const home = ids.indexOf(await agreedLeader(nodes, 'jobs'))
     const [x, y] = [nodes[(home + 1) % 3], nodes[(home + 2) % 3]]
@@ -71,46 +67,39 @@ test('one group, consumers on several nodes, and a SIGKILLed home: each message 
     assert.deepEqual(redelivered.map(m => m.id), [], 'acknowledged messages came back after the failover')
     const all = new Set([...acked, ...after.map(m => m.id)])
     assert.equal(all.size, total)
-  } finally {
-    for (const n of nodes) await n.kill()
-    for (const d of dirs) d.remove()
-  }
+  })
 })
 
 test('a group stream (SSE) on a node that is not the home keeps delivering when the home is SIGKILLed', { timeout: 180_000 }, async () => {
-  const dirs = [tempDataDir('gem-grp-'), tempDataDir('gem-grp-'), tempDataDir('gem-grp-')]
-  let nodes: GemProcess[] = []
-  let stream: SseClient | undefined
-  try {
-    nodes = await startMesh(dirs.map(d => d.dir))
-    const ids = await Promise.all(nodes.map(async n => (await api(n.url, 'GET', '/info')).json.node_id as string))
-    assert.equal((await api(nodes[0].url, 'POST', '/topics', { name: 'feed', replication: 3 })).status, 201)
-    const home = ids.indexOf(await agreedLeader(nodes, 'feed'))
-    const x = nodes[(home + 1) % 3]
-    const y = nodes[(home + 2) % 3]
-    stream = await SseClient.open(x.url, '/topics/feed/events?group=readers&from=earliest')
-    const seen = new Set<string>()
-    const publish = async (via: GemProcess, from: number, to: number): Promise<void> => {
-      for (let i = from; i < to; i++) assert.equal((await api(via.url, 'POST', '/topics/feed/messages', { id: `f-${i}`, payload: i })).status, 201)
-    }
-    // The next message event; an `error` event (the stream ending under us) fails with its payload.
-    const nextId = async (): Promise<string> => {
-      for (;;) {
-        const ev = await stream!.next(30_000)
-        if (ev === undefined) throw new Error('the event stream ended without an error event')
-        if (ev.event === 'error') throw new Error(`the event stream ended: ${ev.data}`)
-        if (ev.event === 'message') return JSON.parse(ev.data).id
+  await withMeshProcesses(3, async ({ nodes, ids }) => {
+    let stream: SseClient | undefined
+    try {
+      assert.equal((await api(nodes[0].url, 'POST', '/topics', { name: 'feed', replication: 3 })).status, 201)
+      const home = ids.indexOf(await agreedLeader(nodes, 'feed'))
+      const x = nodes[(home + 1) % 3]
+      const y = nodes[(home + 2) % 3]
+      stream = await SseClient.open(x.url, '/topics/feed/events?group=readers&from=earliest')
+      const seen = new Set<string>()
+      const publish = async (via: GemProcess, from: number, to: number): Promise<void> => {
+        for (let i = from; i < to; i++) assert.equal((await api(via.url, 'POST', '/topics/feed/messages', { id: `f-${i}`, payload: i })).status, 201)
       }
+      // The next message event; an `error` event (the stream ending under us) fails with its payload.
+      const nextId = async (): Promise<string> => {
+        for (;;) {
+          const ev = await stream!.next(30_000)
+          if (ev === undefined) throw new Error('the event stream ended without an error event')
+          if (ev.event === 'error') throw new Error(`the event stream ended: ${ev.data}`)
+          if (ev.event === 'message') return JSON.parse(ev.data).id
+        }
+      }
+      await publish(y, 0, 50)
+      while (seen.size < 50) seen.add(await nextId())
+      await nodes[home].kill()
+      await publish(y, 50, 100)
+      while (seen.size < 100) seen.add(await nextId())
+      assert.deepEqual([...seen].sort(), Array.from({ length: 100 }, (_, i) => `f-${i}`).sort())
+    } finally {
+      stream?.close()
     }
-    await publish(y, 0, 50)
-    while (seen.size < 50) seen.add(await nextId())
-    await nodes[home].kill()
-    await publish(y, 50, 100)
-    while (seen.size < 100) seen.add(await nextId())
-    assert.deepEqual([...seen].sort(), Array.from({ length: 100 }, (_, i) => `f-${i}`).sort())
-  } finally {
-    stream?.close()
-    for (const n of nodes) await n.kill()
-    for (const d of dirs) d.remove()
-  }
+  })
 })

@@ -1,6 +1,6 @@
 // Test harness for meshes of real node processes: start N joined nodes, read a partition's view from /cluster.
 // Every node is a `gem start` child (see gem-process.ts); callers stop them in `finally`.
-import { api, startGem } from './gem-process.ts'
+import { api, startGem, tempDataDir } from './gem-process.ts'
 import type { GemProcess } from './gem-process.ts'
 import { waitFor } from '../../packages/core/test/wait-for.ts'
 
@@ -43,4 +43,34 @@ export async function agreedLeader (nodes: GemProcess[], topic: string, partitio
     const leader = views[0]?.leader
     return views.every(v => v !== undefined && v.replicas.length === nodes.length) && leaders.size === 1 && typeof leader === 'string' && leader !== not ? leader : undefined
   }, `one leader for ${topic}/${partition} seen by every node`, 30_000)
+}
+
+export interface MeshProcesses {
+  /** Live handles; `restart` replaces an entry. */
+  nodes: GemProcess[]
+  /** Node ids, index for index with `nodes` (a restart gets a new one: the harness clears node.json). */
+  ids: string[]
+  dirs: string[]
+  /** Starts node `i` again on its data directory, joined to another node, and refreshes `nodes[i]` and `ids[i]`. */
+  restart(i: number): Promise<GemProcess>
+}
+
+/** Runs `fn` with `count` joined node processes; every process is killed and every directory removed, even on failure. */
+export async function withMeshProcesses (count: number, fn: (m: MeshProcesses) => Promise<void>, extra: string[] = []): Promise<void> {
+  const temp = Array.from({ length: count }, () => tempDataDir('gem-mesh-'))
+  const dirs = temp.map(d => d.dir)
+  const nodes: GemProcess[] = []
+  try {
+    nodes.push(...await startMesh(dirs, extra))
+    const ids = await Promise.all(nodes.map(async n => (await api(n.url, 'GET', '/info')).json.node_id as string))
+    const restart = async (i: number): Promise<GemProcess> => {
+      nodes[i] = await startGem(dirs[i], ['--webrtc-direct', 'false', '--join', nodes[(i + 1) % count].url, ...extra])
+      ids[i] = (await api(nodes[i].url, 'GET', '/info')).json.node_id
+      return nodes[i]
+    }
+    await fn({ nodes, ids, dirs, restart })
+  } finally {
+    for (const n of nodes) await n.kill()
+    for (const d of temp) d.remove()
+  }
 }
