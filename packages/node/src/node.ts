@@ -162,7 +162,11 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         tier,
         transport: mesh,
         replication,
-        servers: () => dir.peers().filter(p => p.role === 'server').map(p => p.peerId),
+        // Server nodes by hello card or, before the card arrives (a node just restarted), by SWIM's metadata.
+        servers: () => [...new Set([
+          ...dir.peers().filter(p => p.role === 'server').map(p => p.peerId),
+          ...members().filter(m => !m.self && m.state === 'alive' && m.meta?.role === 'server').map(m => m.id),
+        ])],
         autoCreateTopics: config.autoCreateTopics,
         defaultPartitions: config.defaultPartitions,
         defaultReplication: config.defaultReplication,
