@@ -87,7 +87,7 @@ test('a group stream (SSE) on a node that is not the home keeps delivering when 
       const nextId = async (): Promise<string> => {
         for (;;) {
           const ev = await stream!.next(30_000)
-          if (ev === undefined) throw new Error('the event stream ended without an error event')
+          if (ev === undefined) throw new Error(`the event stream ended without an error event; node log:\n${x.output().slice(-4000)}`)
           if (ev.event === 'error') throw new Error(`the event stream ended: ${ev.data}`)
           if (ev.event === 'message') return JSON.parse(ev.data).id
         }
