@@ -77,6 +77,9 @@ export class MeshBroker implements BrokerApi {
   private readonly inFlightIds = new Map<string, Promise<PublishResult>>()
   private readonly offs: Array<() => void> = []
   private readonly groups: GroupRouter
+  /** Topics between their local creation and their saved definition (see adoptLocalTopics). */
+  private readonly placing = new Set<string>()
+  private readonly creating = new Map<string, Promise<TopicInfo>>()
   private adoptTimer: unknown
   private closed = false
 
@@ -122,7 +125,8 @@ export class MeshBroker implements BrokerApi {
   private async adoptLocalTopics (announce: boolean): Promise<void> {
     for (const t of this.local.listTopics()) {
       const def = this.topics.get(t.name)
-      if (def !== undefined && def.deletedAt === undefined) continue
+      // A topic being created or installed exists locally a moment before its definition is saved: not an orphan.
+      if ((def !== undefined && def.deletedAt === undefined) || this.placing.has(t.name)) continue
       if (def?.deletedAt !== undefined && def.deletedAt >= t.createdAt) { await this.local.deleteTopic(t.name); continue }
       const adopted: MeshTopic = { name: t.name, partitions: t.partitions, replication: 1, retention: t.retention, createdAt: t.createdAt, replicas: t.offsets.map(() => [this.self]) }
       await this.saveDef(adopted)
@@ -142,11 +146,23 @@ export class MeshBroker implements BrokerApi {
   async createTopic (name: string, config: TopicConfig = {}): Promise<TopicInfo> {
     this.assertOpen()
     assertTopicName(name)
-    if (this.liveDef(name) !== undefined) throw new GemError('TOPIC_EXISTS', `topic ${name} already exists`)
+    if (this.liveDef(name) !== undefined || this.placing.has(name)) throw new GemError('TOPIC_EXISTS', `topic ${name} already exists`)
     const servers = [...new Set([this.self, ...this.servers()])].sort()
     const requested = config.replication ?? this.opts.defaultReplication
     if (!Number.isInteger(requested) || requested < 1 || requested > 16) throw new GemError('BAD_REQUEST', 'replication must be an integer from 1 to 16')
     const replication = Math.min(requested, servers.length)
+    this.placing.add(name)
+    const p = this.placeNewTopic(name, config, servers, replication)
+    this.creating.set(name, p)
+    try {
+      return await p
+    } finally {
+      this.placing.delete(name)
+      this.creating.delete(name)
+    }
+  }
+
+  private async placeNewTopic (name: string, config: TopicConfig, servers: string[], replication: number): Promise<TopicInfo> {
     const info = await this.local.createTopic(name, { ...config, replication, partitions: config.partitions ?? this.opts.defaultPartitions })
     const ring = HashRing.from(servers.map(id => ({ id, weight: 1 })))
     const placement = assignPartitions(ring, Array.from({ length: info.partitions }, (_, p) => ({ key: `${name}/${p}` })), { replication })
@@ -324,7 +340,10 @@ export class MeshBroker implements BrokerApi {
 
   private async autoCreate (topic: string): Promise<MeshTopic> {
     if (!this.opts.autoCreateTopics) throw new GemError('TOPIC_NOT_FOUND', `topic ${topic} does not exist`)
-    try { await this.createTopic(topic) } catch (err) { if (!GemError.is(err, 'TOPIC_EXISTS')) throw err }
+    // Concurrent first publishes share one creation.
+    const pending = this.creating.get(topic)
+    if (pending !== undefined) await pending.catch(() => {})
+    else try { await this.createTopic(topic) } catch (err) { if (!GemError.is(err, 'TOPIC_EXISTS')) throw err }
     return this.liveDef(topic) ?? (() => { throw new GemError('TOPIC_NOT_FOUND', `topic ${topic} does not exist`) })()
   }
 
@@ -426,10 +445,16 @@ export class MeshBroker implements BrokerApi {
         return
       }
     }
+    if (this.placing.has(def.name)) return // this node is creating or installing it right now
+    this.placing.add(def.name)
     try {
-      await this.local.createTopic(def.name, { partitions: def.partitions, replication: def.replication, retention: def.retention })
-    } catch (err) { if (!GemError.is(err, 'TOPIC_EXISTS')) throw err }
-    await this.saveDef(def)
+      try {
+        await this.local.createTopic(def.name, { partitions: def.partitions, replication: def.replication, retention: def.retention })
+      } catch (err) { if (!GemError.is(err, 'TOPIC_EXISTS')) throw err }
+      await this.saveDef(def)
+    } finally {
+      this.placing.delete(def.name)
+    }
     await this.hostReplicas(def)
   }
 
