@@ -1,5 +1,5 @@
 // Hostile peers on the mesh's own protocols: a libp2p host sends garbage to a real node's /gem/1/publish, topics,
-// group, replicate, group-state and deliver streams. Requests get BAD_REQUEST; the node keeps serving and loses nothing.
+// group, fetch, replicate, group-state and deliver streams. Requests get BAD_REQUEST; the node keeps serving and loses nothing.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { GemError } from '@gem-mesh/core'
@@ -33,7 +33,7 @@ test('garbage on every mesh protocol: clear refusals, the node keeps serving, st
     await withMesh(async mesh => {
       const host = await mesh.start({ bootstrap: [addr] })
       await waitFor(() => host.peers().includes(peer), 'connected to the node', 20_000)
-      for (const protocol of ['/gem/1/publish', '/gem/1/topics', '/gem/1/group']) {
+      for (const protocol of ['/gem/1/publish', '/gem/1/topics', '/gem/1/group', '/gem/1/fetch']) {
         for (const frame of garbage()) {
           const err = await host.request(peer, protocol, frame, { timeoutMs: 5_000 }).then(() => undefined, (e: unknown) => e)
           // An empty or accidental valid-looking frame may be answered; anything malformed must be refused with a code.

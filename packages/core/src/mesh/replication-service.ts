@@ -14,6 +14,11 @@ import { streamId } from '../store/tier.ts'
 import type { MeshTransport } from './transport.ts'
 
 export const REPLICATE_PROTOCOL = '/gem/1/replicate'
+/** A follower rebuilding its copy of a partition (snapshot install) reads the leader's applied log here. */
+export const FETCH_PROTOCOL = '/gem/1/fetch'
+const FETCH_PAGE = 4096
+const te = new TextEncoder()
+const td = new TextDecoder()
 
 /** Election and heartbeat timing for real networks: GC pauses of tens of ms must not start elections. */
 export const MESH_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 600, electionMaxMs: 1200, heartbeatMs: 75, maxBatch: 1024 }
@@ -24,6 +29,7 @@ const TICK_MS = 10
  */
 const COMPACT_EVERY = 8192
 const COMPACT_KEEP = 1024
+const COMPACT_CHECK_TICKS = 50
 const PREFERRED_FIRST_ELECTION_MS = 150
 const APPLY_BATCH = 2048
 
@@ -38,6 +44,8 @@ export interface PartitionReplicaView {
   end: number
   /** First offset still in the replica log (below it, compacted). */
   start: number
+  /** Snapshot installs this replica completed since the node started. */
+  installs: number
   applied: number
   repairing: boolean
 }
@@ -75,6 +83,8 @@ class Hosted {
   /** Ids of entries this leader holds beyond what the broker applied: retries must find them. */
   tailIds = new Map<string, number>()
   tailEpoch = -1
+  /** Snapshot installs this replica completed (rebuilt from a leader's applied log). */
+  installs = 0
 
   constructor (topic: string, partition: number, replica: PartitionReplica<Uint8Array>, applied: number) {
     this.topic = topic
@@ -97,6 +107,7 @@ export class ReplicationService {
   private readonly syncApplied: (() => Promise<void>) | undefined
   private readonly hosted = new Map<string, Hosted>()
   private timer: unknown
+  private ticks = 0
   private closed = false
 
   constructor (options: ReplicationServiceOptions) {
@@ -114,6 +125,7 @@ export class ReplicationService {
   get self (): string { return this.transport.localPeerId }
 
   async start (): Promise<void> {
+    await this.transport.handle(FETCH_PROTOCOL, (_from, frame) => this.onFetch(frame))
     await this.transport.handle(REPLICATE_PROTOCOL, (from, frame) => {
       const env = decodeReplicationFrame(frame) // a bad frame throws BAD_REQUEST to the transport, which reports it
       const h = this.hosted.get(streamId(env.topic, env.partition))
@@ -209,7 +221,7 @@ export class ReplicationService {
 
   view (h: Hosted): PartitionReplicaView {
     const r = h.replica
-    return { topic: h.topic, partition: h.partition, replicas: [...r.replicas], role: r.role, leader: r.leader, epoch: r.epoch, commit: r.commit, end: r.end, start: r.start, applied: h.applied, repairing: r.repairing }
+    return { topic: h.topic, partition: h.partition, replicas: [...r.replicas], role: r.role, leader: r.leader, epoch: r.epoch, commit: r.commit, end: r.end, start: r.start, installs: h.installs, applied: h.applied, repairing: r.repairing }
   }
 
   async close (): Promise<void> {
@@ -220,6 +232,7 @@ export class ReplicationService {
     for (const h of this.hosted.values()) { h.closed = true; for (const w of h.waiters.splice(0)) w.reject(closing) }
     this.hosted.clear()
     await this.transport.unhandle(REPLICATE_PROTOCOL).catch(() => {})
+    await this.transport.unhandle(FETCH_PROTOCOL).catch(() => {})
   }
 
   // ---- driving the replicas ------------------------------------------------------------------
@@ -228,8 +241,15 @@ export class ReplicationService {
     if (this.closed) return
     this.timer = this.clock.setTimer(TICK_MS, () => {
       const now = this.clock.now()
+      // Compaction also waits for replicas that went silent to stop counting: look again now and then, not only
+      // when something is applied.
+      const compactNow = ++this.ticks % COMPACT_CHECK_TICKS === 0
       for (const h of this.hosted.values()) {
         if (now >= h.replica.nextTimer) { h.replica.tick(now); this.after(h) }
+        if (compactNow && !h.applying && !h.closed) {
+          h.applying = true
+          this.maybeCompact(h).catch(err => this.onError('compact', err)).finally(() => { h.applying = false })
+        }
       }
       this.arm()
     })
@@ -243,6 +263,11 @@ export class ReplicationService {
       if (a.type === 'send') {
         this.transport.send(a.to, REPLICATE_PROTOCOL, encodeReplicationFrame({ topic: h.topic, partition: h.partition, message: a.message }))
           .catch(() => { /* at most once by design: the replica resends what is not acknowledged */ })
+      } else if (a.type === 'install') {
+        this.install(h, a.from, a.base).then(
+          () => { if (!h.closed) { h.installs++; r.installed(a.token, this.clock.now()); this.after(h) } },
+          err => { r.installFailed(a.token); this.onError('snapshot-install', err) },
+        )
       } else {
         this.store.write(h.stream, a.write).then(
           () => { if (!h.closed) { r.durable(a.token, this.clock.now()); this.after(h) } },
@@ -257,6 +282,53 @@ export class ReplicationService {
       try { this.onRoleChange(this.view(h)) } catch (err) { this.onError('role-change', err) }
     }
     if (!h.applying && h.applied < r.commit) void this.apply(h)
+  }
+
+  /** Copies committed records [applied, base) from `peer`'s applied log into the local broker, in pages. */
+  private async install (h: Hosted, peer: string, base: number): Promise<void> {
+    // Applying and installing both append to the local broker at h.applied: one at a time.
+    while (h.applying) await new Promise<void>(resolve => this.clock.setTimer(5, resolve))
+    h.applying = true
+    try {
+      await this.copyApplied(h, peer, base)
+    } finally {
+      h.applying = false
+    }
+  }
+
+  private async copyApplied (h: Hosted, peer: string, base: number): Promise<void> {
+    while (!h.closed && h.applied < base) {
+      const answer = await this.transport.request(peer, FETCH_PROTOCOL, te.encode(JSON.stringify({ topic: h.topic, partition: h.partition, from: h.applied, to: base })), { timeoutMs: 30_000 })
+      const frames = splitFrames(answer)
+      if (frames.length === 0) throw new GemError('UNAVAILABLE', `${peer} has no records of ${h.stream} from ${h.applied} (retention removed them?)`)
+      const records = frames.map(f => decodeRecord(f))
+      if (records[0].offset !== h.applied) throw new GemError('UNAVAILABLE', `${peer}'s applied log of ${h.stream} starts at ${records[0].offset}, not at ${h.applied}`)
+      await this.broker.appendSequenced(h.topic, h.partition, records, frames)
+      h.applied += records.length
+    }
+  }
+
+  /** Serves a follower's snapshot install: committed records of the local applied log, one page per request. */
+  private async onFetch (frame: Uint8Array): Promise<Uint8Array> {
+    let req: { topic?: unknown, partition?: unknown, from?: unknown, to?: unknown }
+    try { req = JSON.parse(td.decode(frame)) } catch { throw new GemError('BAD_REQUEST', 'fetch: not JSON') }
+    const { topic, partition, from, to } = req
+    if (typeof topic !== 'string' || !Number.isInteger(partition) || !Number.isSafeInteger(from) || !Number.isSafeInteger(to) || (from as number) < 0 || (to as number) < (from as number)) {
+      throw new GemError('BAD_REQUEST', 'fetch: needs topic, partition, from <= to')
+    }
+    const limit = Math.min(FETCH_PAGE, (to as number) - (from as number))
+    if (limit === 0) return new Uint8Array(0)
+    const { messages } = await this.broker.read(topic, partition as number, from as number, limit)
+    return joinFrames(messages.filter(m => m.offset < (to as number)).map(m => encodeRecord(m)))
+  }
+
+  /** Compacts the replica log when enough of it is applied here and held by every live replica. */
+  private async maybeCompact (h: Hosted): Promise<void> {
+    const to = Math.min(h.applied, h.replica.compactable - COMPACT_KEEP)
+    if (this.syncApplied === undefined || to - h.replica.start < COMPACT_EVERY) return
+    // Applied records were written without fsync; before the replica log forgets them they must be on disk.
+    await this.syncApplied()
+    if (!h.closed && h.replica.compact(to)) this.after(h)
   }
 
   private failWaiters (h: Hosted): void {
@@ -276,12 +348,7 @@ export class ReplicationService {
         h.applied = from + records.length
         for (const rec of records) h.tailIds.delete(rec.id)
         this.settle(h)
-        const to = Math.min(h.applied, h.replica.compactable - COMPACT_KEEP)
-        if (this.syncApplied !== undefined && to - h.replica.start >= COMPACT_EVERY) {
-          // Applied records were written without fsync; before the replica log forgets them they must be on disk.
-          await this.syncApplied()
-          if (!h.closed && h.replica.compact(to)) this.after(h)
-        }
+        await this.maybeCompact(h)
       }
     } catch (err) {
       this.onError('apply', toGemError(err))
@@ -307,4 +374,29 @@ export class ReplicationService {
     h.tailIds = new Map()
     for (let o = h.applied; o < r.end; o++) h.tailIds.set(decodeRecord(r.entry(o)!.value).id, o)
   }
+}
+
+/** Record frames back to back, each behind its u32 length (frames are self-delimiting, but this needs no parsing). */
+function joinFrames (frames: Uint8Array[]): Uint8Array {
+  let n = 0
+  for (const f of frames) n += 4 + f.byteLength
+  const out = new Uint8Array(n)
+  const view = new DataView(out.buffer)
+  let at = 0
+  for (const f of frames) { view.setUint32(at, f.byteLength); out.set(f, at + 4); at += 4 + f.byteLength }
+  return out
+}
+
+function splitFrames (bytes: Uint8Array): Uint8Array[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const out: Uint8Array[] = []
+  let at = 0
+  while (at < bytes.byteLength) {
+    if (at + 4 > bytes.byteLength) throw new GemError('BAD_REQUEST', 'fetch answer: truncated length')
+    const n = view.getUint32(at)
+    if (at + 4 + n > bytes.byteLength) throw new GemError('BAD_REQUEST', 'fetch answer: truncated frame')
+    out.push(bytes.slice(at + 4, at + 4 + n))
+    at += 4 + n
+  }
+  return out
 }

@@ -71,7 +71,23 @@ export interface AppendReply {
   end: number
 }
 
-export type ReplicationMessage<T> = VoteRequest | VoteReply | AppendRequest<T> | AppendReply
+/**
+ * The leader's log no longer holds what the follower needs (it was compacted): the follower rebuilds its copy up to
+ * `base` from the leader's applied log (outside this protocol), then continues from `base` with appends.
+ */
+export interface SnapshotOffer {
+  v: 1
+  type: 'snapshot'
+  epoch: number
+  leader: string
+  /** The leader's log starts here; everything below is committed. */
+  base: number
+  /** Epoch of the entry at base - 1. */
+  baseEpoch: number
+  commit: number
+}
+
+export type ReplicationMessage<T> = VoteRequest | VoteReply | AppendRequest<T> | AppendReply | SnapshotOffer
 
 /** The metadata a replica persists beside its log; all of it is written atomically with log changes. */
 export interface ReplicaMeta {
@@ -142,6 +158,10 @@ export function parseReplicationMessage (m: unknown): ReplicationMessage<unknown
       for (const [g, floor] of Object.entries(o.groups as Record<string, unknown>)) if (!isCount(floor)) bad(`group ${g}: floor must be a non-negative integer`)
       break
     }
+    case 'snapshot':
+      if (!isId(o.leader)) bad('leader must be a node id')
+      if (!isCount(o.base) || !isCount(o.baseEpoch) || !isCount(o.commit)) bad('base, baseEpoch and commit must be non-negative integers')
+      break
     case 'append-reply':
       if (!isId(o.from)) bad('from must be a node id')
       if (typeof o.ok !== 'boolean') bad('ok must be a boolean')

@@ -1,12 +1,17 @@
 // One replica of one partition: leader election by epoch, majority commit, fencing and log repair (Raft's rules).
 // Sans-I/O: events go in (messages, timer ticks, durable writes), actions come out; it never touches a clock or disk.
 import { GemError } from '../errors.ts'
-import type { AppendReply, AppendRequest, Entry, ReplicaMeta, ReplicaWrite, ReplicationMessage, VoteReply, VoteRequest } from './messages.ts'
+import type { AppendReply, AppendRequest, Entry, ReplicaMeta, ReplicaWrite, ReplicationMessage, SnapshotOffer, VoteReply, VoteRequest } from './messages.ts'
 
 export type Role = 'follower' | 'candidate' | 'leader'
 
 export type ReplicaAction<T> =
   | { type: 'send', to: string, message: ReplicationMessage<T> }
+  /**
+   * Rebuild everything below `base` from `from`'s applied log (the driver fetches it), then call
+   * `installed(token, ...)`; or `installFailed(token)` to let a later offer try again.
+   */
+  | { type: 'install', token: number, from: string, base: number, baseEpoch: number }
   /** Persist atomically, then call `durable(token)`. Writes must be applied in the order they are issued. */
   | { type: 'write', token: number, write: ReplicaWrite<T> }
 
@@ -45,6 +50,8 @@ interface FollowerProgress {
   /** The last resume point asked for, and when: later refusals with the same point are echoes. */
   resumedAt: number
   resumedWhen: number
+  /** When a snapshot was last offered to it. */
+  offeredAt: number
 }
 
 export class PartitionReplica<T> {
@@ -61,6 +68,11 @@ export class PartitionReplica<T> {
   private meta: ReplicaMeta
   /** Followers: the leader's last word on what every replica holds. */
   private leaderCompactable = 0
+  /** The latest time seen (ticks and messages), for throttling snapshot offers. */
+  private lastTick = 0
+  /** A snapshot install under way: its token and what it installs. */
+  private installing: { token: number, leader: string, epoch: number, base: number, baseEpoch: number } | undefined
+  private installSeq = 0
   /** Log end that is on disk; the leader counts itself only up to here. */
   private durableEnd: number
   private writeSeq = 0
@@ -121,13 +133,14 @@ export class PartitionReplica<T> {
   get lastEpoch (): number { return this.log.length === 0 ? this.baseEpoch : this.log[this.log.length - 1].epoch }
 
   /**
-   * Below this offset every replica holds the log (leader: from their answers; follower: what the leader said):
-   * what may be compacted without leaving a replica that needs it.
+   * Below this offset every live replica holds the log (leader: from their answers; follower: what the leader said):
+   * what may be compacted. A replica not heard from for two election timeouts does not hold compaction back; when
+   * it returns it is rebuilt by a snapshot install.
    */
   get compactable (): number {
     if (this.role !== 'leader') return Math.min(this.leaderCompactable, this.meta.commit)
     let low = Math.min(this.meta.commit, this.durableEnd)
-    for (const p of this.progress.values()) low = Math.min(low, p.match)
+    for (const p of this.progress.values()) if (this.lastTick - p.heardAt < 2 * this.cfg.electionMaxMs) low = Math.min(low, p.match)
     return low
   }
 
@@ -182,6 +195,7 @@ export class PartitionReplica<T> {
   // ---- events --------------------------------------------------------------------------------
 
   tick (now: number): void {
+    this.lastTick = now
     if (this.role === 'leader') {
       if (now >= this.heartbeatAt) {
         if (!this.quorumHeard(now)) { this.stepDown(this.meta.epoch, null, now); return }
@@ -207,6 +221,7 @@ export class PartitionReplica<T> {
 
   receive (from: string, message: ReplicationMessage<T>, now: number): void {
     if (!this.replicas.includes(from) || from === this.id) return
+    this.lastTick = Math.max(this.lastTick, now)
     const pre = (message.type === 'vote' || message.type === 'vote-reply') && message.pre === true
     if (message.epoch > this.meta.epoch && !pre) {
       // A vote request from a node that cannot reach the leader must not depose a leader we hear from.
@@ -218,6 +233,7 @@ export class PartitionReplica<T> {
       case 'vote-reply': this.onVoteReply(from, message, now); break
       case 'append': this.onAppend(from, message, now); break
       case 'append-reply': this.onAppendReply(from, message, now); break
+      case 'snapshot': this.onSnapshot(from, message, now); break
     }
   }
 
@@ -290,7 +306,7 @@ export class PartitionReplica<T> {
       this.persist({ truncateFrom: from, entries: this.log.slice(from - this.base) })
     }
     this.progress.clear()
-    for (const p of this.others()) this.progress.set(p, { next: this.end, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity })
+    for (const p of this.others()) this.progress.set(p, { next: this.end, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity, offeredAt: -Infinity })
     this.broadcast(now, true)
   }
 
@@ -359,6 +375,47 @@ export class PartitionReplica<T> {
     this.persist(write ?? { entries: [] }, [{ to: from, message: reply }])
   }
 
+  private onSnapshot (from: string, m: SnapshotOffer, now: number): void {
+    const reply = (ok: boolean, end: number): void => {
+      this.out.push({ type: 'send', to: from, message: { v: 1, type: 'append-reply', epoch: this.meta.epoch, from: this.id, ok, end } })
+    }
+    if (m.epoch < this.meta.epoch) { reply(false, this.end); return }
+    if (this.role !== 'follower' || this.leader !== from) this.stepDown(m.epoch, from, now)
+    this.lastLeaderContact = now
+    this.resetElection(now)
+    // Already holding everything up to the offered base: nothing to install.
+    if (m.base <= this.base || (m.base <= this.end && this.epochAt(m.base - 1) === m.baseEpoch)) { reply(true, Math.min(m.base, this.durableEnd)); return }
+    if (this.installing !== undefined) return
+    this.installing = { token: ++this.installSeq, leader: from, epoch: m.epoch, base: m.base, baseEpoch: m.baseEpoch }
+    this.out.push({ type: 'install', token: this.installing.token, from, base: m.base, baseEpoch: m.baseEpoch })
+  }
+
+  /**
+   * The driver rebuilt everything below `base` (the applied log holds it now): the replica log restarts empty at
+   * `base`, and the leader hears that this replica matches it there.
+   */
+  installed (token: number, now: number): void {
+    const job = this.installing
+    if (job === undefined || job.token !== token) return
+    this.installing = undefined
+    if (job.epoch !== this.meta.epoch) return // a newer leader came meanwhile; it will offer again if need be
+    this.log = []
+    this.base = job.base
+    this.baseEpoch = job.baseEpoch
+    this.meta.base = job.base
+    this.meta.baseEpoch = job.baseEpoch
+    if (this.meta.commit < job.base) this.meta.commit = job.base
+    this.durableEnd = Math.min(this.durableEnd, job.base)
+    const reply: AppendReply = { v: 1, type: 'append-reply', epoch: this.meta.epoch, from: this.id, ok: true, end: job.base }
+    this.persist({ compactTo: job.base, truncateFrom: job.base, entries: [] }, [{ to: job.leader, message: reply }])
+    this.resetElection(now)
+  }
+
+  /** The driver could not fetch the snapshot: the next offer starts again. */
+  installFailed (token: number): void {
+    if (this.installing?.token === token) this.installing = undefined
+  }
+
   private onAppendReply (from: string, m: AppendReply, now: number): void {
     if (this.role !== 'leader' || m.epoch !== this.meta.epoch) return
     const p = this.progress.get(from)
@@ -399,9 +456,14 @@ export class PartitionReplica<T> {
   }
 
   private sendAppend (to: string, p: FollowerProgress): void {
-    // A follower that needs entries below the base (its disk lost what every replica once held) cannot be caught
-    // up from this log: it gets heartbeats from the base and stays repairing. Compaction keeps a margin for that.
-    if (p.next < this.base) p.next = this.base
+    // A follower that needs entries below the base (it was away while every other replica moved on, or its disk lost
+    // them) cannot be caught up from this log: it is offered a snapshot, once per heartbeat at most.
+    if (p.next < this.base) {
+      if (this.lastTick - p.offeredAt < this.cfg.heartbeatMs) return
+      p.offeredAt = this.lastTick
+      this.out.push({ type: 'send', to, message: { v: 1, type: 'snapshot', epoch: this.meta.epoch, leader: this.id, base: this.base, baseEpoch: this.baseEpoch, commit: this.meta.commit } })
+      return
+    }
     const entries = this.log.slice(p.next - this.base, p.next - this.base + this.cfg.maxBatch)
     const message: AppendRequest<T> = {
       v: 1,

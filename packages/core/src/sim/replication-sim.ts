@@ -52,6 +52,8 @@ export interface ReplicationSimResult {
   virtualMs: number
   /** Virtual ms from the end of the fault phase until everything converged (or the settle limit). */
   settledInMs: number
+  /** Snapshot installs started (a replica rebuilt from a leader's applied log). */
+  installs: number
 }
 
 const GROUP = 'g'
@@ -115,8 +117,8 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
   const settleMs = options.settleMs ?? 30_000
   const withFaults = options.faults ?? true
   const compactEvery = options.compactEvery ?? 24
-  // Kept below what every replica holds, so that a replica whose disk lost its last entries can still repair.
-  const COMPACT_MARGIN = 40
+  // Kept a little below what every replica holds; a replica whose disk lost more is rebuilt by a snapshot install.
+  const COMPACT_MARGIN = 8
   const trace = options.trace ?? (() => {})
   const sched = new SimScheduler()
   const net = new SimNetwork<SimMessage>(sched, rng.fork())
@@ -125,9 +127,11 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
   const nodes = new Map(ids.map(id => [id, new SimNode(id, new SimDisk<SimValue>(sched, rng.fork()))]))
   const nodeRng = new Map(ids.map(id => [id, rng.fork()]))
   const faultRng = rng.fork()
+  const installRng = rng.fork()
   const faultLog: string[] = []
   let elections = 0
   let maxEpoch = 0
+  let installs = 0
 
   // ---- replicas --------------------------------------------------------------------------------
 
@@ -136,7 +140,16 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
     if (r === undefined) return
     for (const a of r.drain()) {
       if (a.type === 'send') net.send(node.id, a.to, a.message)
-      else node.disk.write(a.write, () => { if (node.replica === r) { r.durable(a.token, sched.now); flush(node) } })
+      else if (a.type === 'install') {
+        // The rebuild copies the leader's applied log: it takes a round trip, and fails if the leader is gone.
+        installs++
+        const leader = nodes.get(a.from)!
+        sched.after(installRng.int(2, 40), () => {
+          if (node.replica !== r) return
+          if (leader.up && net.connected(node.id, a.from)) r.installed(a.token, sched.now); else r.installFailed(a.token)
+          flush(node)
+        })
+      } else node.disk.write(a.write, () => { if (node.replica === r) { r.durable(a.token, sched.now); flush(node) } })
     }
     const role = `${r.role}@${r.epoch}`
     if (role !== node.lastRole) {
@@ -450,5 +463,6 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
     events: sched.events,
     virtualMs: sched.now,
     settledInMs: settledAt < 0 ? settleMs : settledAt - faultMs,
+    installs,
   }
 }

@@ -22,6 +22,7 @@ class Cluster {
   queue: Envelope[] = []
   /** Links that lose everything: `a>b`. */
   readonly cut = new Set<string>()
+  installs = 0
 
   constructor (n: number) {
     this.ids = Array.from({ length: n }, (_, i) => `s${i + 1}`)
@@ -47,7 +48,10 @@ class Cluster {
       const actions = r.drain()
       if (actions.length === 0) return
       for (const a of actions) {
-        if (a.type === 'send') { if (!this.cut.has(`${id}>${a.to}`)) this.queue.push({ from: id, to: a.to, m: a.message }) } else {
+        if (a.type === 'send') { if (!this.cut.has(`${id}>${a.to}`)) this.queue.push({ from: id, to: a.to, m: a.message }) } else if (a.type === 'install') {
+          this.installs++
+          r.installed(a.token, this.now) // the applied log is not modelled here: the rebuild is instant
+        } else {
           const d = this.disks.get(id)!
           if (a.write.compactTo !== undefined && a.write.compactTo > d.base) { d.entries.splice(0, a.write.compactTo - d.base); d.base = a.write.compactTo }
           if (a.write.truncateFrom !== undefined) d.entries.length = Math.min(d.entries.length, a.write.truncateFrom - d.base)
@@ -62,9 +66,10 @@ class Cluster {
   /** Delivers queued messages (those `only` allows) until none are left. */
   pump (only: (e: Envelope) => boolean = () => true, limit = 10_000): void {
     for (let i = 0; i < limit; i++) {
-      const k = this.queue.findIndex(e => only(e) && this.replicas.has(e.to))
+      const k = this.queue.findIndex(e => only(e))
       if (k < 0) return
       const [e] = this.queue.splice(k, 1)
+      if (!this.replicas.has(e.to)) continue // its target is down: lost
       this.replicas.get(e.to)!.receive(e.from, e.m, this.now)
       this.flush(e.to)
     }
@@ -286,6 +291,27 @@ describe('partition replica', () => {
     assert.equal(c.r('s2').compact(100), true)
     c.flush('s2')
     assert.equal(c.r('s2').start, Math.min(c.r('s2').commit, 9))
+  })
+
+  test('snapshot install: a follower that was away while the others compacted past it is rebuilt and catches up', () => {
+    const c = new Cluster(3)
+    c.elect('s1')
+    c.propose('s1', ['a', 'b']); c.pump(); c.heartbeat(); c.pump()
+    c.crash('s3')
+    c.propose('s1', ['c', 'd', 'e', 'f']); c.pump()
+    // s3 has been silent for two election timeouts: it no longer holds compaction back.
+    for (let i = 0; i < 14; i++) { c.heartbeat(); c.pump() }
+    assert.equal(c.r('s1').compactable, 6)
+    assert.ok(c.r('s1').compact(5)); c.flush('s1')
+    assert.ok(c.r('s2').compact(5)); c.flush('s2')
+    c.start('s3')
+    for (let i = 0; i < 3; i++) { c.heartbeat(); c.pump() }
+    assert.equal(c.installs, 1, 'one snapshot offer taken up')
+    assert.equal(c.r('s3').start, 5)
+    assert.deepEqual(c.values('s3'), ['f'])
+    assert.equal(c.r('s3').commit, 6)
+    c.propose('s1', ['g']); c.pump(); c.heartbeat(); c.pump()
+    assert.deepEqual(c.values('s3'), ['f', 'g'])
   })
 
   test('malformed replication messages are refused by the parser, with the reason', () => {

@@ -24,6 +24,7 @@ test(`${seeds.length} fault schedules: no acknowledged message lost, one copy ea
   let elections = 0
   let acked = 0
   let worstSettle = 0
+  let installs = 0
   for (const seed of seeds) {
     const r = runReplicationSim({ seed })
     faults += r.faults.length
@@ -31,11 +32,13 @@ test(`${seeds.length} fault schedules: no acknowledged message lost, one copy ea
     elections += r.elections
     acked += r.acked
     worstSettle = Math.max(worstSettle, r.settledInMs)
+    installs += r.installs
     if (r.violations.length > 0) failed.push(`seed ${seed} (${r.nodes} nodes): ${r.violations.join('; ')}\n  replay: ${replay(seed)}`)
   }
   // Diagnostics, not assertions: what the schedules exercised.
-  console.log(`sim: ${seeds.length} schedules, ${faults} faults (${damaged} disk damages), ${elections} elections, ${acked} acknowledged publishes, slowest convergence ${worstSettle} virtual ms after the faults`)
+  console.log(`sim: ${seeds.length} schedules, ${faults} faults (${damaged} disk damages), ${elections} elections, ${installs} snapshot installs, ${acked} acknowledged publishes, slowest convergence ${worstSettle} virtual ms after the faults`)
   assert.ok(seeds.length === 1 || damaged > 0, 'the schedules must include disk damage')
+  assert.ok(seeds.length === 1 || installs > 0, 'the schedules must include replicas rebuilt by snapshot installs')
   assert.deepEqual(failed, [], failed.join('\n'))
 })
 

@@ -104,7 +104,7 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
         replicas: placed === undefined ? [ctx.info.nodeId] : placed.map(p => name(p)),
         epoch: here?.epoch ?? 0,
         offsets: { low: o.low, high: o.high, ...(here !== undefined ? { commit: here.commit, end: here.end, replica_start: here.start } : {}) },
-        ...(here !== undefined ? { role: here.role } : {}),
+        ...(here !== undefined ? { role: here.role, ...(here.installs > 0 ? { snapshot_installs: here.installs } : {}) } : {}),
       }
     }))
   }
