@@ -6,6 +6,7 @@ import type { Clock } from '../clock.ts'
 import { decodeRecord, encodeRecord } from '../codec.ts'
 import { GemError, toGemError } from '../errors.ts'
 import type { GemErrorCode } from '../errors.ts'
+import { decodeHeadBody, encodeHeadBody } from '../head-body.ts'
 import type { MeshTransport } from './transport.ts'
 
 export const GROUP_PROTOCOL = '/gem/1/group'
@@ -176,12 +177,12 @@ export class GroupRouter {
   }
 
   private onDeliveries (frame: Uint8Array): void {
-    const headLength = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(0)
-    const head = JSON.parse(td.decode(frame.subarray(4, 4 + headLength))) as { cid: string, end?: { code: GemErrorCode, message: string } }
-    const c = this.consumers.get(head.cid)
+    const { head: h, body } = decodeHeadBody(frame, 'deliver frame')
+    const head = (h ?? {}) as { cid?: unknown, end?: { code: GemErrorCode, message: string } }
+    const c = typeof head.cid === 'string' ? this.consumers.get(head.cid) : undefined
     if (c === undefined || c.attachedTo === this.self) return
     if (head.end !== undefined) { this.ended(c, new GemError(head.end.code, head.end.message)); return }
-    for (const d of decodeDeliveries(frame.subarray(4 + headLength))) c.deliver(d)
+    for (const d of decodeDeliveries(body)) c.deliver(d)
   }
 
   // ---- the home side --------------------------------------------------------------------------
@@ -214,10 +215,10 @@ export class GroupRouter {
         // Deliveries made while attaching are buffered by the broker contract; send them once we hold the handle.
         const early: Delivery[] = []
         let ready = false
-        const send = (ds: Delivery[]): void => { void this.transport.send(from, DELIVER_PROTOCOL, withHead({ cid }, encodeDeliveries(ds))).catch(() => {}) }
+        const send = (ds: Delivery[]): void => { void this.transport.send(from, DELIVER_PROTOCOL, encodeHeadBody({ cid }, encodeDeliveries(ds))).catch(() => {}) }
         const handle = await this.local.consume(topic, req.opts as ConsumerOptions, d => { if (ready) send([d]); else early.push(d) }, err => {
           this.served.delete(key)
-          void this.transport.send(from, DELIVER_PROTOCOL, withHead({ cid, end: { code: err.code, message: err.message } }, new Uint8Array(0))).catch(() => {})
+          void this.transport.send(from, DELIVER_PROTOCOL, encodeHeadBody({ cid, end: { code: err.code, message: err.message } })).catch(() => {})
         })
         this.served.set(key, { peer: from, topic, handle })
         ready = true
@@ -303,35 +304,18 @@ export class GroupRouter {
 
 function encodeDeliveries (ds: Delivery[]): Uint8Array {
   const records = ds.map(d => encodeRecord(d.record))
-  return withHead(ds.map((d, i) => ({ tag: d.tag, topic: d.topic, group: d.group, attempt: d.attempt, size: records[i].byteLength })), concat(records))
+  return encodeHeadBody(ds.map((d, i) => ({ tag: d.tag, topic: d.topic, group: d.group, attempt: d.attempt, size: records[i].byteLength })), records)
 }
 
 function decodeDeliveries (bytes: Uint8Array): Delivery[] {
   if (bytes.byteLength === 0) return []
-  const headLength = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0)
-  const head = JSON.parse(td.decode(bytes.subarray(4, 4 + headLength))) as Array<{ tag: string, topic: string, group: string, attempt: number, size: number }>
-  let at = 4 + headLength
+  const { head: h, body } = decodeHeadBody(bytes, 'deliveries')
+  if (!Array.isArray(h)) throw new GemError('BAD_REQUEST', 'deliveries: the header is not a list')
+  const head = h as Array<{ tag: string, topic: string, group: string, attempt: number, size: number }>
+  let at = 0
   return head.map(h => {
-    const record = decodeRecord(bytes.subarray(at, at + h.size))
+    const record = decodeRecord(body.subarray(at, at + h.size))
     at += h.size
     return { tag: h.tag, topic: h.topic, group: h.group, attempt: h.attempt, record }
   })
-}
-
-function withHead (head: unknown, body: Uint8Array): Uint8Array {
-  const json = te.encode(JSON.stringify(head))
-  const out = new Uint8Array(4 + json.byteLength + body.byteLength)
-  new DataView(out.buffer).setUint32(0, json.byteLength)
-  out.set(json, 4)
-  out.set(body, 4 + json.byteLength)
-  return out
-}
-
-function concat (parts: Uint8Array[]): Uint8Array {
-  let n = 0
-  for (const p of parts) n += p.byteLength
-  const out = new Uint8Array(n)
-  let at = 0
-  for (const p of parts) { out.set(p, at); at += p.byteLength }
-  return out
 }

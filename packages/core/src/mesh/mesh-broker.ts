@@ -16,6 +16,7 @@ import { assignPartitions } from '../ring/assign-partitions.ts'
 import { hashKey } from '../ring/hash.ts'
 import type { StorageTier } from '../store/tier.ts'
 import { assertTopicName } from '../topic-name.ts'
+import { decodeHeadBody, encodeHeadBody } from '../head-body.ts'
 import { GroupRouter } from './group-router.ts'
 import type { PartitionReplicaView, ReplicationService } from './replication-service.ts'
 import type { MeshTransport } from './transport.ts'
@@ -281,21 +282,13 @@ export class MeshBroker implements BrokerApi {
 
   private async forward (peer: string, topic: string, input: PublishInput & { id: string, partition: number }, given: boolean): Promise<PublishAnswer> {
     const { payload, ...rest } = input
-    const head = te.encode(JSON.stringify({ topic, given, input: rest }))
-    const frame = new Uint8Array(4 + head.byteLength + payload.byteLength)
-    new DataView(frame.buffer).setUint32(0, head.byteLength)
-    frame.set(head, 4)
-    frame.set(payload, 4 + head.byteLength)
-    const answer = await this.transport.request(peer, PUBLISH_PROTOCOL, frame, { timeoutMs: 5_000 })
+    const answer = await this.transport.request(peer, PUBLISH_PROTOCOL, encodeHeadBody({ topic, given, input: rest }, payload), { timeoutMs: 5_000 })
     return JSON.parse(td.decode(answer)) as PublishAnswer
   }
 
   private async onPublishRequest (frame: Uint8Array): Promise<Uint8Array> {
-    if (frame.byteLength < 4) throw new GemError('BAD_REQUEST', 'publish frame: too short')
-    const headLength = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(0)
-    if (headLength > frame.byteLength - 4) throw new GemError('BAD_REQUEST', 'publish frame: header past the end')
-    let head: { topic?: unknown, given?: unknown, input?: Record<string, unknown> }
-    try { head = JSON.parse(td.decode(frame.subarray(4, 4 + headLength))) } catch { throw new GemError('BAD_REQUEST', 'publish frame: header is not JSON') }
+    const decoded = decodeHeadBody(frame, 'publish frame')
+    const head = (decoded.head ?? {}) as { topic?: unknown, given?: unknown, input?: Record<string, unknown> }
     const input = head.input
     if (typeof head.topic !== 'string' || typeof input !== 'object' || input === null || typeof input.id !== 'string' || !Number.isInteger(input.partition)) {
       throw new GemError('BAD_REQUEST', 'publish frame: needs topic, input.id and input.partition')
@@ -304,7 +297,7 @@ export class MeshBroker implements BrokerApi {
     if (def === undefined) throw new GemError('TOPIC_NOT_FOUND', `topic ${head.topic} does not exist on this node`)
     const partition = input.partition as number
     if (partition < 0 || partition >= def.partitions) throw new GemError('BAD_REQUEST', `partition ${partition} is out of range`)
-    const publishInput = { ...(input as unknown as PublishInput), payload: frame.slice(4 + headLength), partition, id: input.id as string }
+    const publishInput = { ...(input as unknown as PublishInput), payload: decoded.body.slice(), partition, id: input.id as string }
     this.local.checkPublish(head.topic, publishInput)
     const replicas = def.replicas[partition]
     if (replicas.length > 1 && this.service.leaderOf(head.topic, partition) !== this.self) {

@@ -1,6 +1,7 @@
 // The wire form of replication messages for one partition: a JSON envelope, then the entries' bytes back to back.
 // Entry values are opaque bytes here (encoded record frames); decoding validates the envelope before trusting a length.
 import { GemError } from '../errors.ts'
+import { decodeHeadBody, encodeHeadBody } from '../head-body.ts'
 import { parseReplicationMessage } from './messages.ts'
 import type { ReplicationMessage } from './messages.ts'
 
@@ -11,48 +12,31 @@ export interface PartitionEnvelope {
   message: ReplicationMessage<Uint8Array>
 }
 
-const te = new TextEncoder()
-const td = new TextDecoder()
-
 export function encodeReplicationFrame (env: PartitionEnvelope): Uint8Array {
   const m = env.message
-  const sizes = m.type === 'append' ? m.entries.map(e => e.value.byteLength) : []
-  const head = m.type === 'append'
-    ? { ...m, entries: m.entries.map((e, i) => ({ epoch: e.epoch, value: sizes[i] })) }
-    : m
-  const json = te.encode(JSON.stringify({ t: env.topic, p: env.partition, m: head }))
-  let total = 4 + json.byteLength
-  for (const s of sizes) total += s
-  const out = new Uint8Array(total)
-  new DataView(out.buffer).setUint32(0, json.byteLength)
-  out.set(json, 4)
-  let at = 4 + json.byteLength
-  if (m.type === 'append') for (const e of m.entries) { out.set(e.value, at); at += e.value.byteLength }
-  return out
+  if (m.type !== 'append') return encodeHeadBody({ t: env.topic, p: env.partition, m })
+  const head = { ...m, entries: m.entries.map(e => ({ epoch: e.epoch, value: e.value.byteLength })) }
+  return encodeHeadBody({ t: env.topic, p: env.partition, m: head }, m.entries.map(e => e.value))
 }
 
 export function decodeReplicationFrame (frame: Uint8Array): PartitionEnvelope {
   const bad = (why: string): never => { throw new GemError('BAD_REQUEST', `replication frame: ${why}`) }
-  if (frame.byteLength < 4) bad('shorter than its header')
-  const jsonLength = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(0)
-  if (jsonLength > frame.byteLength - 4) bad('envelope length past the end of the frame')
-  let head: unknown
-  try { head = JSON.parse(td.decode(frame.subarray(4, 4 + jsonLength))) } catch { bad('envelope is not JSON') }
+  const { head, body } = decodeHeadBody(frame, 'replication frame')
   const h = head as { t?: unknown, p?: unknown, m?: unknown }
   if (typeof h?.t !== 'string' || h.t === '' || !Number.isInteger(h.p) || (h.p as number) < 0) bad('needs a topic and a partition')
   const m = parseReplicationMessage(h.m)
   if (m.type === 'append') {
-    let at = 4 + jsonLength
+    let at = 0
     const entries = m.entries.map(e => {
       const size = e.value
-      if (!Number.isInteger(size) || (size as number) < 0 || at + (size as number) > frame.byteLength) bad('entry size past the end of the frame')
-      const value = frame.slice(at, at + (size as number))
+      if (!Number.isInteger(size) || (size as number) < 0 || at + (size as number) > body.byteLength) bad('entry size past the end of the frame')
+      const value = body.slice(at, at + (size as number))
       at += size as number
       return { epoch: e.epoch, value }
     })
-    if (at !== frame.byteLength) bad('bytes after the last entry')
+    if (at !== body.byteLength) bad('bytes after the last entry')
     return { topic: h.t as string, partition: h.p as number, message: { ...m, entries } }
   }
-  if (4 + jsonLength !== frame.byteLength) bad('bytes after the envelope')
+  if (body.byteLength !== 0) bad('bytes after the envelope')
   return { topic: h.t as string, partition: h.p as number, message: m as ReplicationMessage<Uint8Array> }
 }
