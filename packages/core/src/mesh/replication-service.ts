@@ -21,7 +21,7 @@ const te = new TextEncoder()
 const td = new TextDecoder()
 
 /** Election and heartbeat timing for real networks: GC pauses of tens of ms must not start elections. */
-export const MESH_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 600, electionMaxMs: 1200, heartbeatMs: 75, maxBatch: 1024 }
+export const MESH_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 600, electionMaxMs: 1200, heartbeatMs: 75, maxBatch: 1024, maxInflight: 2 }
 const TICK_MS = 10
 /**
  * A replica compacts its log once this many entries below what every replica holds are applied locally; it keeps

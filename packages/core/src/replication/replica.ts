@@ -24,13 +24,18 @@ export interface ReplicaConfig {
   /** Entries per append message at most. */
   maxBatch: number
   /**
+   * Appends in flight to one follower at most. New entries wait for an answer and go together in the next append:
+   * under load that turns one write and one message per publish into one per round trip.
+   */
+  maxInflight: number
+  /**
    * If set, the first election timeout after start (in ms, not randomised): the placement's preferred leader uses a
    * short one so that leadership starts where the ring balanced it, not wherever a timer fired first.
    */
   firstElectionMs?: number
 }
 
-export const DEFAULT_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 300, electionMaxMs: 600, heartbeatMs: 50, maxBatch: 512 }
+export const DEFAULT_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 300, electionMaxMs: 600, heartbeatMs: 50, maxBatch: 512, maxInflight: 2 }
 
 /** What a replica recovered from its disk. */
 export interface RecoveredState<T> {
@@ -52,6 +57,9 @@ interface FollowerProgress {
   resumedWhen: number
   /** When a snapshot was last offered to it. */
   offeredAt: number
+  /** Appends sent and not yet answered, and when the last was sent (an answer lost for long resets the count). */
+  inflight: number
+  lastSent: number
 }
 
 export class PartitionReplica<T> {
@@ -175,6 +183,7 @@ export class PartitionReplica<T> {
   /** Appends values to the leader's log; they commit once a majority has them. Throws NOT_LEADER. */
   propose (values: readonly T[], now: number): { epoch: number, start: number } {
     if (this.role !== 'leader') throw new GemError('NOT_LEADER', `replica ${this.id} is not the leader`, { leader: this.leader })
+    this.lastTick = Math.max(this.lastTick, now)
     const start = this.end
     const entries = values.map(value => ({ epoch: this.meta.epoch, value }))
     this.log.push(...entries)
@@ -306,7 +315,7 @@ export class PartitionReplica<T> {
       this.persist({ truncateFrom: from, entries: this.log.slice(from - this.base) })
     }
     this.progress.clear()
-    for (const p of this.others()) this.progress.set(p, { next: this.end, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity, offeredAt: -Infinity })
+    for (const p of this.others()) this.progress.set(p, { next: this.end, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity, offeredAt: -Infinity, inflight: 0, lastSent: -Infinity })
     this.broadcast(now, true)
   }
 
@@ -421,6 +430,7 @@ export class PartitionReplica<T> {
     const p = this.progress.get(from)
     if (p === undefined) return
     p.heardAt = now
+    if (p.inflight > 0) p.inflight--
     if (m.ok) {
       if (m.end > p.match) p.match = m.end
       if (p.next < p.match) p.next = p.match
@@ -451,11 +461,15 @@ export class PartitionReplica<T> {
 
   private broadcast (now: number, heartbeat: boolean): void {
     if (this.role !== 'leader') return
-    for (const [to, p] of this.progress) this.sendAppend(to, p)
+    for (const [to, p] of this.progress) {
+      // A heartbeat always goes; answers missing for two heartbeats were lost, so they stop holding the window.
+      if (heartbeat && now - p.lastSent > 2 * this.cfg.heartbeatMs) p.inflight = 0
+      this.sendAppend(to, p, heartbeat)
+    }
     if (heartbeat) this.heartbeatAt = now + this.cfg.heartbeatMs
   }
 
-  private sendAppend (to: string, p: FollowerProgress): void {
+  private sendAppend (to: string, p: FollowerProgress, force = false): void {
     // A follower that needs entries below the base (it was away while every other replica moved on, or its disk lost
     // them) cannot be caught up from this log: it is offered a snapshot, once per heartbeat at most.
     if (p.next < this.base) {
@@ -464,6 +478,9 @@ export class PartitionReplica<T> {
       this.out.push({ type: 'send', to, message: { v: 1, type: 'snapshot', epoch: this.meta.epoch, leader: this.id, base: this.base, baseEpoch: this.baseEpoch, commit: this.meta.commit } })
       return
     }
+    if (!force && p.inflight >= this.cfg.maxInflight) return
+    p.inflight++
+    p.lastSent = this.lastTick
     const entries = this.log.slice(p.next - this.base, p.next - this.base + this.cfg.maxBatch)
     const message: AppendRequest<T> = {
       v: 1,
