@@ -1,5 +1,6 @@
-// Durable replica state on any StorageTier: one metadata key per log entry plus one for the replica's metadata.
+// Durable replica state on any StorageTier: each write's run of entries under one key, plus the replica's metadata.
 // Writes from every partition that arrive together go to the tier in one atomic write (one fsync), in order.
+import { GemError } from '../errors.ts'
 import type { StorageTier, MetaWrite } from '../store/tier.ts'
 import type { Entry, ReplicaMeta, ReplicaWrite } from './messages.ts'
 import type { RecoveredState } from './replica.ts'
@@ -10,11 +11,51 @@ const pad = (n: number): string => n.toString().padStart(15, '0')
 
 interface Queued { stream: string, write: ReplicaWrite<Uint8Array>, done: (err?: unknown) => void }
 
+/** A run of consecutive entries stored under one key, `r/<stream>/c/<first offset>`. */
+interface Run { first: number, count: number }
+
+/*
+ * Run value: u32 count, then per entry u32 epoch and u32 length, then the entries' bytes back to back.
+ * One key per write instead of one per entry: LevelDB's cost is mostly per key, and replica writes are small and many.
+ */
+function encodeRun (entries: ReadonlyArray<Entry<Uint8Array>>): Uint8Array {
+  let size = 4 + 8 * entries.length
+  for (const e of entries) size += e.value.byteLength
+  const out = new Uint8Array(size)
+  const view = new DataView(out.buffer)
+  view.setUint32(0, entries.length)
+  let at = 4 + 8 * entries.length
+  entries.forEach((e, i) => {
+    view.setUint32(4 + 8 * i, e.epoch)
+    view.setUint32(8 + 8 * i, e.value.byteLength)
+    out.set(e.value, at)
+    at += e.value.byteLength
+  })
+  return out
+}
+
+/** Decodes a run; undefined when its framing is broken (a damaged disk). */
+function decodeRun (bytes: Uint8Array): Array<Entry<Uint8Array>> | undefined {
+  if (bytes.byteLength < 4) return undefined
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const count = view.getUint32(0)
+  if (4 + 8 * count > bytes.byteLength) return undefined
+  const out: Array<Entry<Uint8Array>> = []
+  let at = 4 + 8 * count
+  for (let i = 0; i < count; i++) {
+    const epoch = view.getUint32(4 + 8 * i)
+    const n = view.getUint32(8 + 8 * i)
+    if (at + n > bytes.byteLength) return undefined
+    out.push({ epoch, value: bytes.slice(at, at + n) })
+    at += n
+  }
+  return at === bytes.byteLength ? out : undefined
+}
+
 export class TierReplicaStore {
   private readonly tier: StorageTier
-  /** Entries on disk (or queued) per stream, from base to end, so truncation and compaction know which keys to delete. */
-  private readonly ends = new Map<string, number>()
-  private readonly bases = new Map<string, number>()
+  /** The runs on disk (or queued) per stream, in offset order, so truncation and compaction know what to delete. */
+  private readonly runs = new Map<string, Run[]>()
   private queue: Queued[] = []
   private writing = false
 
@@ -36,17 +77,22 @@ export class TierReplicaStore {
       : JSON.parse(td.decode(metaBytes)) as ReplicaMeta
     const entries: Array<Entry<Uint8Array>> = []
     const base = meta.base ?? 0
+    const runs: Run[] = []
     let damaged = false
-    for (const [key, value] of await this.tier.listMeta(prefix + 'e/')) {
-      const offset = Number(key.slice(prefix.length + 2))
-      if (offset < base) continue // compacted; its delete may not have reached the disk before a crash
-      if (damaged || offset !== base + entries.length || value.byteLength < 4) { damaged = true; continue }
-      const bytes = value.slice(4)
-      if (!this.verify(bytes)) { damaged = true; continue }
-      entries.push({ epoch: new DataView(value.buffer, value.byteOffset).getUint32(0), value: bytes })
+    for (const [key, value] of await this.tier.listMeta(prefix + 'c/')) {
+      const first = Number(key.slice(prefix.length + 2))
+      const run = decodeRun(value)
+      if (run === undefined) { damaged = true; runs.push({ first, count: 0 }); continue }
+      runs.push({ first, count: run.length })
+      if (damaged) continue
+      for (let i = 0; i < run.length; i++) {
+        const offset = first + i
+        if (offset < base) continue // compacted; its delete may not have reached the disk before a crash
+        if (offset !== base + entries.length || !this.verify(run[i].value)) { damaged = true; break }
+        entries.push(run[i])
+      }
     }
-    this.ends.set(stream, Math.max(base + entries.length, meta.end))
-    this.bases.set(stream, base)
+    this.runs.set(stream, runs)
     return { meta, entries, damaged }
   }
 
@@ -61,8 +107,7 @@ export class TierReplicaStore {
   /** Deletes every key of `stream` (its topic was deleted). */
   async drop (stream: string): Promise<void> {
     const keys = await this.tier.listMeta(TierReplicaStore.prefix(stream))
-    this.ends.delete(stream)
-    this.bases.delete(stream)
+    this.runs.delete(stream)
     if (keys.length > 0) await this.tier.write({ chunks: [], meta: keys.map(([key]) => ({ key, value: null })) })
   }
 
@@ -73,9 +118,9 @@ export class TierReplicaStore {
     while (this.queue.length > 0) {
       const batch = this.queue
       this.queue = []
-      const meta: MetaWrite[] = []
-      for (const q of batch) meta.push(...this.toWrites(q.stream, q.write))
       try {
+        const meta: MetaWrite[] = []
+        for (const q of batch) meta.push(...await this.toWrites(q.stream, q.write))
         await this.tier.write({ chunks: [], meta })
         for (const q of batch) q.done()
       } catch (err) {
@@ -85,26 +130,43 @@ export class TierReplicaStore {
     this.writing = false
   }
 
-  private toWrites (stream: string, w: ReplicaWrite<Uint8Array>): MetaWrite[] {
+  private async toWrites (stream: string, w: ReplicaWrite<Uint8Array>): Promise<MetaWrite[]> {
     const prefix = TierReplicaStore.prefix(stream)
+    const key = (first: number): string => `${prefix}c/${pad(first)}`
     const out: MetaWrite[] = []
-    let end = this.ends.get(stream) ?? 0
-    const base = this.bases.get(stream) ?? 0
-    if (w.compactTo !== undefined && w.compactTo > base) {
-      for (let o = base; o < Math.min(w.compactTo, end); o++) out.push({ key: `${prefix}e/${pad(o)}`, value: null })
-      this.bases.set(stream, w.compactTo)
+    let runs = this.runs.get(stream) ?? []
+    if (w.compactTo !== undefined) {
+      // Runs wholly below the new base go; one that straddles it stays (recovery skips its compacted part).
+      const keep = runs.filter(r => r.first + r.count > w.compactTo!)
+      for (const r of runs) if (r.first + r.count <= w.compactTo) out.push({ key: key(r.first), value: null })
+      runs = keep
     }
-    if (w.truncateFrom !== undefined && w.truncateFrom < end) {
-      for (let o = w.truncateFrom; o < end; o++) out.push({ key: `${prefix}e/${pad(o)}`, value: null })
-      end = w.truncateFrom
+    if (w.truncateFrom !== undefined) {
+      const t = w.truncateFrom
+      const kept: Run[] = []
+      for (const r of runs) {
+        if (r.first >= t) { out.push({ key: key(r.first), value: null }); continue }
+        if (r.first + r.count > t) {
+          // The run straddles the cut: rewrite its part below it. Conflicts are rare, so reading it back is fine.
+          const bytes = await this.tier.getMeta(key(r.first))
+          const run = bytes === undefined ? undefined : decodeRun(bytes)
+          if (run === undefined) throw new GemError('INTERNAL', `replica store ${stream}: run at ${r.first} is unreadable`)
+          const head = run.slice(0, t - r.first)
+          out.push({ key: key(r.first), value: encodeRun(head) })
+          kept.push({ first: r.first, count: head.length })
+          continue
+        }
+        kept.push(r)
+      }
+      runs = kept
     }
-    for (const e of w.entries) {
-      const value = new Uint8Array(4 + e.value.byteLength)
-      new DataView(value.buffer).setUint32(0, e.epoch)
-      value.set(e.value, 4)
-      out.push({ key: `${prefix}e/${pad(end++)}`, value })
+    if (w.entries.length > 0) {
+      // The metadata's end is the replica's log end with these entries: they start just below it.
+      const first = w.meta.end - w.entries.length
+      out.push({ key: key(first), value: encodeRun(w.entries) })
+      runs.push({ first, count: w.entries.length })
     }
-    this.ends.set(stream, end)
+    this.runs.set(stream, runs)
     out.push({ key: prefix + 'meta', value: te.encode(JSON.stringify(w.meta)) })
     return out
   }
