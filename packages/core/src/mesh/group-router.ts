@@ -95,9 +95,12 @@ export class GroupRouter {
     await this.transport.handle(GROUP_PROTOCOL, (from, frame) => this.onRequest(from, frame))
     await this.transport.handle(DELIVER_PROTOCOL, (_from, frame) => { this.onDeliveries(frame) })
     await this.transport.handle(GROUP_STATE_PROTOCOL, (_from, frame) => this.onState(frame))
-    // A node that goes away takes its attached consumers with it.
+    // A node that goes away takes its attached consumers with it (their unacknowledged deliveries return to the
+    // group at once); on this side, consumers served by that node attach again on the next watch, to whichever node
+    // is the home by then: the deliveries in flight on the broken connection were lost with it.
     this.offs.push(this.transport.on('disconnect', peer => {
       for (const [key, a] of this.served) if (a.peer === peer) { a.handle.close(); this.served.delete(key) }
+      for (const c of this.consumers.values()) if (c.attachedTo === peer) { c.attachedTo = null; c.generation++ }
     }))
     this.arm()
   }
