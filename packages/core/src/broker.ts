@@ -14,7 +14,7 @@ import { GroupCommitter } from './log/group-committer.ts'
 import { PartitionLog } from './log/partition-log.ts'
 import { segmentKey } from './log/segment.ts'
 import { frameSize } from './codec.ts'
-import { DEFAULT_PRIORITY, MAX_RECORD_BYTES } from './message.ts'
+import { MAX_RECORD_BYTES, partitionOfKey, toRecord } from './message.ts'
 import type { GemRecord, PublishInput, PublishResult } from './message.ts'
 import { streamId } from './store/tier.ts'
 import type { MetaWrite, StorageTier } from './store/tier.ts'
@@ -317,7 +317,7 @@ export class Broker implements BrokerApi, GroupHost {
   private choosePartition (t: TopicState, key: string | undefined): number {
     const n = t.meta.partitions
     if (n === 1) return 0
-    if (key !== undefined) return hashKey(key) % n
+    if (key !== undefined) return partitionOfKey(key, n)
     const p = t.nextPartition
     t.nextPartition = (p + 1) % n
     return p
@@ -695,23 +695,6 @@ export class Broker implements BrokerApi, GroupHost {
   }
 }
 
-function toRecord (topic: string, input: PublishInput, id: string, partition: number): GemRecord {
-  return {
-    id,
-    topic,
-    key: input.key,
-    partition,
-    offset: -1,
-    payload: input.payload,
-    headers: input.headers ?? {},
-    priority: input.priority ?? DEFAULT_PRIORITY,
-    timestamp: 0,
-    producerId: input.producerId,
-    sequence: input.sequence,
-    ttl: input.ttl ?? 0,
-    attempt: 0,
-  }
-}
 
 function checkRecordSize (record: GemRecord): void {
   const size = frameSize(record)
@@ -770,16 +753,6 @@ function assertGroupName (name: unknown): void {
   if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,200}$/.test(name) || name.startsWith('_ephemeral.')) {
     throw new GemError('BAD_REQUEST', `invalid group name ${JSON.stringify(name)}: use 1-200 characters from A-Z a-z 0-9 . _ -`)
   }
-}
-
-/** FNV-1a over UTF-16 code units: stable on every runtime, and cheap. */
-function hashKey (key: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return h >>> 0
 }
 
 /** Time-ordered ids (48-bit ms time + 80 random bits, base32) so ids sort roughly by publish time. */

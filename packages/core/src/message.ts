@@ -50,3 +50,32 @@ export interface PublishResult {
 export const DEFAULT_PRIORITY = 5
 /** Stored records larger than this are refused with PAYLOAD_TOO_LARGE. */
 export const MAX_RECORD_BYTES = 4 * 1024 * 1024
+
+/** The record a publish becomes, before the log gives it an offset and a timestamp. */
+export function toRecord (topic: string, input: PublishInput, id: string, partition: number): GemRecord {
+  return {
+    id,
+    topic,
+    key: input.key,
+    partition,
+    offset: -1,
+    payload: input.payload,
+    headers: input.headers ?? {},
+    priority: input.priority ?? DEFAULT_PRIORITY,
+    timestamp: 0,
+    producerId: input.producerId,
+    sequence: input.sequence,
+    ttl: input.ttl ?? 0,
+    attempt: 0,
+  }
+}
+
+/** The partition of a keyed publish: FNV-1a over UTF-16 code units, stable on every runtime, the same on every node. */
+export function partitionOfKey (key: string, partitions: number): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return (h >>> 0) % partitions
+}

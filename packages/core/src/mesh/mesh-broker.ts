@@ -9,11 +9,10 @@ import type { Clock } from '../clock.ts'
 import { systemClock } from '../clock.ts'
 import { GemError, toGemError } from '../errors.ts'
 import type { GemErrorCode } from '../errors.ts'
-import { DEFAULT_PRIORITY } from '../message.ts'
+import { partitionOfKey, toRecord } from '../message.ts'
 import type { GemRecord, PublishInput, PublishResult } from '../message.ts'
 import { HashRing } from '../ring/hash-ring.ts'
 import { assignPartitions } from '../ring/assign-partitions.ts'
-import { hashKey } from '../ring/hash.ts'
 import type { StorageTier } from '../store/tier.ts'
 import { assertTopicName } from '../topic-name.ts'
 import { decodeHeadBody, encodeHeadBody } from '../head-body.ts'
@@ -325,7 +324,7 @@ export class MeshBroker implements BrokerApi {
 
   private choosePartition (def: MeshTopic, key: string | undefined): number {
     if (def.partitions === 1) return 0
-    if (key !== undefined) return hashKey(key) % def.partitions
+    if (key !== undefined) return partitionOfKey(key, def.partitions)
     const p = this.nextPartition.get(def.name) ?? 0
     this.nextPartition.set(def.name, (p + 1) % def.partitions)
     return p
@@ -493,10 +492,3 @@ function isMeshTopic (x: unknown): x is MeshTopic {
     Array.isArray(d.replicas) && d.replicas.length === d.partitions && d.replicas.every(r => Array.isArray(r) && r.length >= 1 && r.every(id => typeof id === 'string'))
 }
 
-function toRecord (topic: string, input: PublishInput, id: string, partition: number): GemRecord {
-  return {
-    id, topic, key: input.key, partition, offset: -1, payload: input.payload, headers: input.headers ?? {},
-    priority: input.priority ?? DEFAULT_PRIORITY, timestamp: 0, producerId: input.producerId, sequence: input.sequence,
-    ttl: input.ttl ?? 0, attempt: 0,
-  }
-}
