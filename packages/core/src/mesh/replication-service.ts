@@ -219,7 +219,7 @@ export class ReplicationService {
     return [...this.hosted.values()].map(h => this.view(h))
   }
 
-  view (h: Hosted): PartitionReplicaView {
+  private view (h: Hosted): PartitionReplicaView {
     const r = h.replica
     return { topic: h.topic, partition: h.partition, replicas: [...r.replicas], role: r.role, leader: r.leader, epoch: r.epoch, commit: r.commit, end: r.end, start: r.start, installs: h.installs, applied: h.applied, repairing: r.repairing }
   }
