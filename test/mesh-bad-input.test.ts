@@ -46,8 +46,8 @@ test('garbage on every mesh protocol: clear refusals, the node keeps serving, st
       }
       // A well-formed publish for a topic that does not exist, and one for a partition out of range.
       const head = (o: unknown): Uint8Array => { const j = text(JSON.stringify(o)); const f = new Uint8Array(4 + j.byteLength + 1); new DataView(f.buffer).setUint32(0, j.byteLength); f.set(j, 4); return f }
-      await assert.rejects(host.request(peer, '/gem/1/publish', head({ topic: 'nope', given: true, input: { id: 'x', partition: 0 } })), (e: unknown) => GemError.is(e, 'TOPIC_NOT_FOUND'))
-      await assert.rejects(host.request(peer, '/gem/1/publish', head({ topic: 'orders', given: true, input: { id: 'x', partition: 7 } })), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+      await assert.rejects(host.request(peer, '/gem/1/publish', head({ topic: 'nope', input: { id: 'x', partition: 0 } })), (e: unknown) => GemError.is(e, 'TOPIC_NOT_FOUND'))
+      await assert.rejects(host.request(peer, '/gem/1/publish', head({ topic: 'orders', input: { id: 'x', partition: 7 } })), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
     })
 
     assert.equal((await api(node.url, 'GET', '/health')).status, 200)

@@ -203,7 +203,6 @@ export class MeshBroker implements BrokerApi {
     this.local.checkPublish(topic, input)
     const partition = input.partition ?? this.choosePartition(def, input.key)
     // The id is fixed here, at the entry node, so that every retry after a failover is the same publish.
-    const given = input.id !== undefined
     const id = input.id ?? crypto.randomUUID()
     const deadline = this.clock.now() + this.opts.publishTimeoutMs
     const replicas = def.replicas[partition]
@@ -213,8 +212,8 @@ export class MeshBroker implements BrokerApi {
     for (;;) {
       const target: string = replicas.length === 1 ? replicas[0] : (this.service.leaderOf(topic, partition) ?? hint ?? replicas[turn++ % replicas.length])
       try {
-        if (target === this.self) return await this.publishHere(def, partition, { ...input, partition, id }, given)
-        const answer = await this.forward(target, topic, { ...input, partition, id }, given)
+        if (target === this.self) return await this.publishHere(def, partition, { ...input, partition, id })
+        const answer = await this.forward(target, topic, { ...input, partition, id })
         if (answer.ok) return answer.result
         lastError = new GemError(answer.code, answer.message)
         if (answer.code !== 'NOT_LEADER') throw lastError
@@ -236,15 +235,15 @@ export class MeshBroker implements BrokerApi {
   checkPublish (topic: string, input: PublishInput): void { this.local.checkPublish(topic, input) }
 
   /** This node leads the partition (or owns its only replica): dedup, then sequence through replication. */
-  private async publishHere (def: MeshTopic, partition: number, input: PublishInput & { id: string }, given: boolean): Promise<PublishResult> {
+  private async publishHere (def: MeshTopic, partition: number, input: PublishInput & { id: string }): Promise<PublishResult> {
     if (def.replicas[partition].length === 1) return await this.local.publish(def.name, input)
+    // Every id is checked, the generated ones too: an entry node retries with the id it generated after a lost answer,
+    // and that first attempt may have been committed and applied here already.
     const key = `${def.name}\u0000${input.id}`
-    if (given) {
-      const seen = this.local.findId(def.name, input.id)
-      if (seen !== undefined) return { id: input.id, ...seen, duplicate: true }
-      const inFlight = this.inFlightIds.get(key)
-      if (inFlight !== undefined) return { ...(await inFlight), duplicate: true }
-    }
+    const seen = this.local.findId(def.name, input.id)
+    if (seen !== undefined) return { id: input.id, ...seen, duplicate: true }
+    const inFlight = this.inFlightIds.get(key)
+    if (inFlight !== undefined) return { ...(await inFlight), duplicate: true }
     const atTail = this.service.findTailId(def.name, partition, input.id)
     if (atTail !== undefined) {
       const r = await this.service.awaitOffset(def.name, partition, atTail)
@@ -279,15 +278,15 @@ export class MeshBroker implements BrokerApi {
     promises.forEach((p, i) => p.then(r => batch[i].resolve({ id: r.id, partition, offset: r.offset, duplicate: false }), batch[i].reject))
   }
 
-  private async forward (peer: string, topic: string, input: PublishInput & { id: string, partition: number }, given: boolean): Promise<PublishAnswer> {
+  private async forward (peer: string, topic: string, input: PublishInput & { id: string, partition: number }): Promise<PublishAnswer> {
     const { payload, ...rest } = input
-    const answer = await this.transport.request(peer, PUBLISH_PROTOCOL, encodeHeadBody({ topic, given, input: rest }, payload), { timeoutMs: 5_000 })
+    const answer = await this.transport.request(peer, PUBLISH_PROTOCOL, encodeHeadBody({ topic, input: rest }, payload), { timeoutMs: 5_000 })
     return JSON.parse(td.decode(answer)) as PublishAnswer
   }
 
   private async onPublishRequest (frame: Uint8Array): Promise<Uint8Array> {
     const decoded = decodeHeadBody(frame, 'publish frame')
-    const head = (decoded.head ?? {}) as { topic?: unknown, given?: unknown, input?: Record<string, unknown> }
+    const head = (decoded.head ?? {}) as { topic?: unknown, input?: Record<string, unknown> }
     const input = head.input
     if (typeof head.topic !== 'string' || typeof input !== 'object' || input === null || typeof input.id !== 'string' || !Number.isInteger(input.partition)) {
       throw new GemError('BAD_REQUEST', 'publish frame: needs topic, input.id and input.partition')
@@ -306,7 +305,7 @@ export class MeshBroker implements BrokerApi {
       return answer({ ok: false, code: 'NOT_LEADER', message: `${head.topic}/${partition} lives on ${replicas[0]}`, leader: replicas[0] })
     }
     try {
-      return answer({ ok: true, result: await this.publishHere(def, partition, publishInput, head.given === true) })
+      return answer({ ok: true, result: await this.publishHere(def, partition, publishInput) })
     } catch (err) {
       const e = toGemError(err)
       if (e.code !== 'NOT_LEADER') throw e
