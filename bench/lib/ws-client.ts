@@ -58,20 +58,7 @@ export async function pipelinedPublish (httpUrl: string, topic: string, count: n
 
 /** Subscribes `n` sockets to `topic`; `onEvent` sees each raw event frame. */
 export async function subscribers (httpUrl: string, topic: string, n: number, onEvent: (raw: string, idx: number) => void): Promise<WebSocket[]> {
-  const out: WebSocket[] = []
-  for (let i = 0; i < n; i++) {
-    const ws = await connect(httpUrl)
-    await new Promise<void>((resolve, reject) => {
-      ws.on('message', raw => {
-        const s = String(raw)
-        if (s.includes('"type":"event"')) onEvent(s, i)
-        else if (s.includes('"request_id":"sub"')) { if (s.includes('"type":"error"')) reject(new Error(s)); else resolve() }
-      })
-      ws.send(JSON.stringify({ type: 'subscribe', topic, client_id: `bench-${i}`, request_id: 'sub' }))
-    })
-    out.push(ws)
-  }
-  return out
+  return await rawSubscribers(httpUrl, topic, n, (frame, i) => onEvent(String(frame), i))
 }
 
 const EVENT_PREFIX = Buffer.from('{"type":"event"')
