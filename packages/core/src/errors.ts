@@ -18,6 +18,8 @@ export type GemErrorCode =
   | 'VERSION_MISMATCH'
   | 'PEER_UNREACHABLE'
   | 'TIMEOUT'
+  | 'OVERLOADED'
+  | 'MODEL_INVALID'
   | 'INTERNAL'
 
 /** HTTP status for each code (REST surface). */
@@ -38,6 +40,9 @@ export const HTTP_STATUS: Record<GemErrorCode, number> = {
   VERSION_MISMATCH: 400,
   PEER_UNREACHABLE: 503,
   TIMEOUT: 504,
+  // Publish admission: the node predicts saturation and its producers ran out of credit; retry after a pause.
+  OVERLOADED: 429,
+  MODEL_INVALID: 500,
   INTERNAL: 500,
 }
 
@@ -59,6 +64,8 @@ export const WS_CLOSE_CODE: Record<GemErrorCode, number> = {
   VERSION_MISMATCH: 1002,
   PEER_UNREACHABLE: 1013,
   TIMEOUT: 1013,
+  OVERLOADED: 1013,
+  MODEL_INVALID: 1011,
   INTERNAL: 1011,
 }
 
