@@ -19,6 +19,8 @@ export type GemErrorCode =
   | 'PEER_UNREACHABLE'
   | 'TIMEOUT'
   | 'OVERLOADED'
+  /** The local storage budget is full of data not yet offloaded (S3 unreachable): retry later. */
+  | 'STORAGE_FULL'
   | 'MODEL_INVALID'
   | 'INTERNAL'
 
@@ -42,6 +44,7 @@ export const HTTP_STATUS: Record<GemErrorCode, number> = {
   TIMEOUT: 504,
   // Publish admission: the node predicts saturation and its producers ran out of credit; retry after a pause.
   OVERLOADED: 429,
+  STORAGE_FULL: 507,
   MODEL_INVALID: 500,
   INTERNAL: 500,
 }
@@ -65,6 +68,7 @@ export const WS_CLOSE_CODE: Record<GemErrorCode, number> = {
   PEER_UNREACHABLE: 1013,
   TIMEOUT: 1013,
   OVERLOADED: 1013,
+  STORAGE_FULL: 1013,
   MODEL_INVALID: 1011,
   INTERNAL: 1011,
 }
