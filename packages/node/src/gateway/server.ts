@@ -9,6 +9,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createAdaptorServer } from '@hono/node-server'
 import { maxBodyBytesFor } from './context.ts'
+import { mountDashboard } from './dashboard.ts'
 import type { GatewayContext, GatewayOptions } from './context.ts'
 import { createRestApp } from './rest.ts'
 import { SseStreams } from './sse.ts'
@@ -44,6 +45,7 @@ export async function startGateway (opts: GatewayOptions): Promise<Gateway> {
   }
   const sse = new SseStreams(ctx)
   const app = createRestApp(ctx, sse)
+  mountDashboard(app)
   const ws = new WsGateway(ctx)
   const server = createAdaptorServer({ fetch: app.fetch, hostname: opts.host }) as Server
   server.on('upgrade', (req, socket, head) => ws.handleUpgrade(req, socket, head))

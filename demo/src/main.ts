@@ -1,0 +1,83 @@
+// The dashboard page: finds its serving node, joins the mesh as a browser peer (window.gem), falls back to the
+// node's WebSocket gateway when it cannot, and wires the views to the mesh client and the cluster poller.
+import * as browser from '@gem-mesh/browser'
+import type { BrowserPeer } from '@gem-mesh/browser'
+import './style.css'
+import { ClusterPoller } from './cluster-poller.ts'
+import { MeshHistory } from './history.ts'
+import type { MeshClient } from './mesh-client.ts'
+import { meshGraph } from './mesh-graph-model.ts'
+import { fetchInfo } from './node-api.ts'
+import { BrowserPeerClient } from './peer-client.ts'
+import { LiveTailView } from './views/live-tail.ts'
+import { LoadView } from './views/load-view.ts'
+import { MeshGraphView } from './views/mesh-graph.ts'
+import { PublishFormView } from './views/publish-form.ts'
+import { RingView } from './views/ring-view.ts'
+import { StatusBarView } from './views/status-bar.ts'
+import { TopicsView } from './views/topics-view.ts'
+import { WsGatewayClient } from './ws-client.ts'
+import type { NodeInfo } from './node-api.ts'
+
+declare global {
+  interface Window { gem?: BrowserPeer, dashboardReady?: boolean }
+}
+
+const section = (id: string): HTMLElement => document.getElementById(id)!
+
+/**
+ * The node this page talks to: the one that served it, or `?node=http://host:port` (for the Vite dev server).
+ * `?transport=gateway` skips the browser peer and uses the node's /ws.
+ */
+const params = new URLSearchParams(location.search)
+const home = params.get('node') ?? location.origin
+
+async function connect (info: NodeInfo): Promise<{ client: MeshClient, note?: string }> {
+  const create = (browser as { createBrowserPeer?: typeof import('@gem-mesh/browser').createBrowserPeer }).createBrowserPeer
+  if (params.get('transport') !== 'gateway' && typeof create === 'function') {
+    try {
+      const peer = await create({ bootstrap: [home], storage: 'indexeddb', name: 'gem-dashboard' })
+      window.gem = peer
+      return { client: new BrowserPeerClient(peer) }
+    } catch (err) {
+      console.warn('the browser peer could not start; using the WebSocket gateway', err)
+      return { client: new WsGatewayClient(info.ws_url, info.peer_id ?? info.node_id), note: `peer failed: ${(err as Error).message}` }
+    }
+  }
+  return { client: new WsGatewayClient(info.ws_url, info.peer_id ?? info.node_id) }
+}
+
+async function main (): Promise<void> {
+  const info = await fetchInfo(home)
+  const { client, note } = await connect(info)
+  const status = new StatusBarView(section('status'), client, note)
+  const graph = new MeshGraphView(section('mesh'))
+  const ring = new RingView(section('ring'))
+  const load = new LoadView(section('load'))
+  const tail = new LiveTailView(section('tail'), client)
+  const publish = new PublishFormView(section('publish'), client, info.config.max_payload_bytes)
+  const topics = new TopicsView(section('topics'), name => { tail.follow(name); publish.setTopic(name) })
+  const history = new MeshHistory()
+  const poller = new ClusterPoller(home)
+
+  const redrawGraph = (): void => graph.update(meshGraph(poller.snapshot?.cluster, client.id, client.peers()))
+  client.onChange(redrawGraph)
+  poller.onSnapshot(s => {
+    history.add(s)
+    status.setSnapshot(s)
+    redrawGraph()
+    ring.update(s.cluster)
+    load.update(s.cluster, history)
+    topics.update(history)
+    const names = history.topics.map(t => t.name).filter(n => !n.endsWith('.dlq'))
+    tail.setTopics(names)
+    if (names.length > 0) publish.setTopic(names[0])
+    window.dashboardReady = true
+  })
+  poller.start()
+}
+
+main().catch(err => {
+  console.error(err)
+  document.body.prepend(Object.assign(document.createElement('div'), { className: 'fatal', textContent: `The dashboard could not start: ${(err as Error).message}` }))
+})
