@@ -37,6 +37,8 @@ export interface BrokerOptions {
   dedupMaxEntries?: number
   /** A segment rolls when it would grow past this. Default 64 MiB. */
   segmentBytes?: number
+  /** A segment also rolls once its first record is this old; 0 = by size only. Default 0. */
+  segmentMaxAgeMs?: number
   /** Recent records kept decoded in memory per partition, for fast tails and consumers. Default 8 MiB. */
   hotBytesPerPartition?: number
   /** How often retention runs. Default 60 s. */
@@ -114,6 +116,7 @@ export class Broker implements BrokerApi, GroupHost {
       dedupWindowMs: options.dedupWindowMs ?? 120_000,
       dedupMaxEntries: options.dedupMaxEntries ?? 200_000,
       segmentBytes: options.segmentBytes ?? 64 * 1024 * 1024,
+      segmentMaxAgeMs: options.segmentMaxAgeMs ?? 0,
       hotBytesPerPartition: options.hotBytesPerPartition ?? 8 * 1024 * 1024,
       retentionCheckMs: options.retentionCheckMs ?? 60_000,
       ownsTier: options.ownsTier ?? true,
@@ -632,7 +635,7 @@ export class Broker implements BrokerApi, GroupHost {
 
   private installTopic (meta: TopicMeta): TopicState {
     const logs: PartitionLog[] = []
-    for (let p = 0; p < meta.partitions; p++) logs.push(new PartitionLog(this.tier, meta.name, p, this.opts.hotBytesPerPartition))
+    for (let p = 0; p < meta.partitions; p++) logs.push(new PartitionLog(this.tier, meta.name, p, this.opts.hotBytesPerPartition, this.opts.segmentMaxAgeMs))
     const t: TopicState = { meta, logs, groups: new Map(), tails: new Set(), nextPartition: 0 }
     this.topics.set(meta.name, t)
     return t

@@ -50,13 +50,16 @@ export class PartitionLog {
   private decodedCount = 0
   private decodedBytes = 0
   private readonly hotLimit: number
+  /** A segment also rolls once its first record is this old (0: only by size), so that a quiet partition's data is sealed too. */
+  private readonly segmentMaxAgeMs: number
 
-  constructor (tier: StorageTier, topic: string, partition: number, hotLimitBytes: number) {
+  constructor (tier: StorageTier, topic: string, partition: number, hotLimitBytes: number, segmentMaxAgeMs = 0) {
     this.tier = tier
     this.topic = topic
     this.partition = partition
     this.stream = streamId(topic, partition)
     this.hotLimit = hotLimitBytes
+    this.segmentMaxAgeMs = segmentMaxAgeMs
   }
 
   /** Loads the segment manifests and checks the tail chunk against them (its checksums included). */
@@ -87,7 +90,8 @@ export class PartitionLog {
     const first = records[0]
     const lastRec = records[records.length - 1]
     let seg = this.segments.at(-1)
-    if (seg === undefined || (seg.bytes > 0 && seg.bytes + chunkBytes > segmentBytes)) {
+    const tooOld = seg !== undefined && this.segmentMaxAgeMs > 0 && first.timestamp - seg.firstTs >= this.segmentMaxAgeMs
+    if (seg === undefined || (seg.bytes > 0 && (seg.bytes + chunkBytes > segmentBytes || tooOld))) {
       seg = { base: first.offset, last: first.offset - 1, bytes: 0, firstTs: first.timestamp, lastTs: first.timestamp }
       this.segments.push(seg)
     }
