@@ -10,6 +10,22 @@ export interface Entry<T> {
   value: T
 }
 
+/**
+ * Who replicates a partition: voters elect the leader and form the commit majority; learners only receive the log
+ * (a joining replica catches up as a learner before it is promoted). Membership is not a record of the log, so record
+ * offsets stay dense: it travels beside the log in appends and sits in the replica's metadata, stamped with the epoch
+ * of the leader that wrote it, a version that rises with every change, and `at`, the leader's log end when it was
+ * written. A follower takes it only once its log matches the leader's through `at`, so it is ordered with the records
+ * as if it were an entry between offsets at-1 and at (see PartitionReplica for the rules and why they are safe).
+ */
+export interface Membership {
+  epoch: number
+  version: number
+  at: number
+  voters: string[]
+  learners: string[]
+}
+
 /** A candidate asks for a vote: its epoch and how far its log reaches. */
 export interface VoteRequest {
   v: 1
@@ -25,6 +41,11 @@ export interface VoteRequest {
    * that a majority would elect starts a real election, so a node cut off and back does not depose a working leader.
    */
   pre?: boolean
+  /** The candidate's membership (epoch, version): a voter holding a newer one refuses, as Raft's log check would. */
+  configEpoch?: number
+  configVersion?: number
+  /** Sent on the leader's TimeoutNow: voters grant it even though they heard from that leader a moment ago. */
+  transfer?: boolean
 }
 
 export interface VoteReply {
@@ -58,6 +79,8 @@ export interface AppendRequest<T> {
   compactable?: number
   /** Consumer-group floors (everything below is acknowledged by the group) travel with the partition. */
   groups: Record<string, number>
+  /** The leader's membership; absent from leaders that predate membership changes. */
+  config?: Membership
 }
 
 export interface AppendReply {
@@ -69,6 +92,17 @@ export interface AppendReply {
   /** ok: the follower's log matches the leader's through `end` (exclusive) and that prefix is durable.
    *  not ok: the offset the leader should retry from. */
   end: number
+  /** The membership the follower holds durably (epoch, version), so the leader knows when a change committed. */
+  configEpoch?: number
+  configVersion?: number
+}
+
+/** Leadership transfer (Raft's TimeoutNow): the leader says its log and `to`'s match; `to` starts an election now. */
+export interface TimeoutNow {
+  v: 1
+  type: 'timeout-now'
+  epoch: number
+  leader: string
 }
 
 /**
@@ -87,7 +121,7 @@ export interface SnapshotOffer {
   commit: number
 }
 
-export type ReplicationMessage<T> = VoteRequest | VoteReply | AppendRequest<T> | AppendReply | SnapshotOffer
+export type ReplicationMessage<T> = VoteRequest | VoteReply | AppendRequest<T> | AppendReply | SnapshotOffer | TimeoutNow
 
 /** The metadata a replica persists beside its log; all of it is written atomically with log changes. */
 export interface ReplicaMeta {
@@ -105,6 +139,8 @@ export interface ReplicaMeta {
   base?: number
   /** Epoch of the entry at base - 1. */
   baseEpoch?: number
+  /** The latest membership this replica took; absent: the replica set it was created with. */
+  config?: Membership
 }
 
 /**
@@ -123,6 +159,19 @@ export interface ReplicaWrite<T> {
 
 const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0
 const isId = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= 256
+const isIdList = (x: unknown): x is string[] => Array.isArray(x) && x.length <= 64 && x.every(isId) && new Set(x).size === x.length
+
+/** Checks a membership from the wire; returns why it is bad, or undefined. */
+function badMembership (c: unknown): string | undefined {
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) return 'config must be an object'
+  const o = c as Record<string, unknown>
+  if (!isCount(o.epoch) || !isCount(o.version) || !isCount(o.at)) return 'config epoch, version and at must be non-negative integers'
+  if (!isIdList(o.voters) || o.voters.length === 0) return 'config voters must be a non-empty list of distinct node ids'
+  if (!isIdList(o.learners)) return 'config learners must be a list of distinct node ids'
+  if (o.learners.some(l => (o.voters as string[]).includes(l))) return 'config: a node is both voter and learner'
+  return undefined
+}
+const optionalCount = (x: unknown): boolean => x === undefined || isCount(x)
 
 /**
  * Checks a decoded message field by field and returns it typed; throws BAD_REQUEST naming the first bad field.
@@ -139,6 +188,8 @@ export function parseReplicationMessage (m: unknown): ReplicationMessage<unknown
       if (o.pre !== undefined && typeof o.pre !== 'boolean') bad('pre must be a boolean')
       if (!isId(o.candidate)) bad('candidate must be a node id')
       if (!isCount(o.lastEpoch) || !isCount(o.end)) bad('lastEpoch and end must be non-negative integers')
+      if (!optionalCount(o.configEpoch) || !optionalCount(o.configVersion)) bad('configEpoch and configVersion must be non-negative integers')
+      if (o.transfer !== undefined && typeof o.transfer !== 'boolean') bad('transfer must be a boolean')
       break
     case 'vote-reply':
       if (o.pre !== undefined && typeof o.pre !== 'boolean') bad('pre must be a boolean')
@@ -156,6 +207,7 @@ export function parseReplicationMessage (m: unknown): ReplicationMessage<unknown
       }
       if (typeof o.groups !== 'object' || o.groups === null || Array.isArray(o.groups)) return bad('groups must be an object')
       for (const [g, floor] of Object.entries(o.groups as Record<string, unknown>)) if (!isCount(floor)) bad(`group ${g}: floor must be a non-negative integer`)
+      if (o.config !== undefined) { const why = badMembership(o.config); if (why !== undefined) bad(why) }
       break
     }
     case 'snapshot':
@@ -166,6 +218,10 @@ export function parseReplicationMessage (m: unknown): ReplicationMessage<unknown
       if (!isId(o.from)) bad('from must be a node id')
       if (typeof o.ok !== 'boolean') bad('ok must be a boolean')
       if (!isCount(o.end)) bad('end must be a non-negative integer')
+      if (!optionalCount(o.configEpoch) || !optionalCount(o.configVersion)) bad('configEpoch and configVersion must be non-negative integers')
+      break
+    case 'timeout-now':
+      if (!isId(o.leader)) bad('leader must be a node id')
       break
     default:
       bad(`unknown type ${JSON.stringify(o.type)}`)

@@ -1,7 +1,39 @@
-// One replica of one partition: leader election by epoch, majority commit, fencing and log repair (Raft's rules).
-// Sans-I/O: events go in (messages, timer ticks, durable writes), actions come out; it never touches a clock or disk.
+// One replica of one partition: leader election by epoch, majority commit, fencing, log repair, membership changes
+// and leadership transfer (Raft's rules). Sans-I/O: events go in (messages, ticks, durable writes), actions come out.
 import { GemError } from '../errors.ts'
-import type { AppendReply, AppendRequest, Entry, ReplicaMeta, ReplicaWrite, ReplicationMessage, SnapshotOffer, VoteReply, VoteRequest } from './messages.ts'
+import type { AppendReply, AppendRequest, Entry, Membership, ReplicaMeta, ReplicaWrite, ReplicationMessage, SnapshotOffer, TimeoutNow, VoteReply, VoteRequest } from './messages.ts'
+
+/*
+ * Membership changes: Raft's single-server changes (Ongaro's thesis 4.1), not joint consensus. Each change adds or
+ * removes one voter, so the majorities of the old and the new voter set always intersect and no moment exists at which
+ * two disjoint majorities could decide; joint consensus would allow arbitrary changes in one step, but replica moves
+ * are one server at a time anyway and the single-server rules need no second quorum anywhere in the code.
+ *
+ * - A replica that joins is a learner first: it receives the log (and a snapshot install when it needs entries below
+ *   the leader's base) but neither votes nor counts toward commit. The leader promotes it to voter on its own once it
+ *   holds everything committed and is within one batch of the leader's end; so a new voter never lowers availability
+ *   by counting toward a majority it cannot yet help to form.
+ * - One change at a time: the next change waits until the current membership is committed, that is held durably by a
+ *   majority of its voters in the leader's epoch.
+ * - Ongaro's 2015 raft-dev fix: a new leader re-stamps its membership with its own epoch (version + 1) and accepts a
+ *   change only after that membership and its whole log as of its election are committed in its epoch. Without it, a
+ *   leader could add a change on top of a membership that a competing, uncommitted change of an earlier epoch forked.
+ * - The membership is not a log record (offsets stay dense for readers). It sits in the metadata and travels in
+ *   appends with `at`, the leader's log end when it was written; a follower takes it only once its log matches the
+ *   leader's through `at`. So within an epoch, whoever holds more of the log holds the same or a newer membership,
+ *   and a vote requires both the candidate's log and its membership (epoch, version) to be at least the voter's: the
+ *   two comparisons together are Raft's up-to-date check on a log that would hold the membership as an entry at `at`.
+ * - A newer leader may cut a follower's log below the `at` of the membership it holds (that membership came from a
+ *   leader whose log lost): Raft would drop that membership with the entry; here it stays, detached, counts for
+ *   nothing in votes, and the replica does not campaign until it takes the current leader's membership.
+ * - Every replica uses the newest membership it holds, committed or not (as in Raft). A removed replica is stopped
+ *   and its copy dropped by the driver only once the leader reports the membership without it committed; the leader
+ *   itself cannot be removed (transfer the leadership first).
+ *
+ * Leadership transfer (thesis 3.10): the leader stops taking proposals, brings the target up to its log end, then sends
+ * TimeoutNow; the target starts an election at once, and voters grant it although they heard from the leader lately.
+ * A transfer that has not happened within an election timeout is abandoned and proposals are taken again.
+ */
 
 export type Role = 'follower' | 'candidate' | 'leader'
 
@@ -35,6 +67,9 @@ export interface ReplicaConfig {
   firstElectionMs?: number
 }
 
+/** The replica set a replica starts with when its disk holds no membership yet. */
+export interface InitialMembership { voters: readonly string[], learners: readonly string[] }
+
 export const DEFAULT_REPLICA_CONFIG: ReplicaConfig = { electionMinMs: 300, electionMaxMs: 600, heartbeatMs: 50, maxBatch: 512, maxInflight: 2 }
 
 /** What a replica recovered from its disk. */
@@ -60,11 +95,27 @@ interface FollowerProgress {
   /** Appends sent and not yet answered, and when the last was sent (an answer lost for long resets the count). */
   inflight: number
   lastSent: number
+  /** The membership this follower holds durably, as it last said (-1/-1: not one of this epoch). */
+  configEpoch: number
+  configVersion: number
 }
+
+const sameMembership = (a: Membership | undefined, b: Membership | undefined): boolean =>
+  a !== undefined && b !== undefined && a.epoch === b.epoch && a.version === b.version
+/**
+ * How far a replica's log reaches, with its membership counted as an entry at `at` (Raft's up-to-date order on that
+ * merged log): the newest epoch written, then the log end, then the membership version within that epoch.
+ */
+type LogKey = [epoch: number, end: number, version: number]
+function logKey (lastEpoch: number, end: number, configEpoch: number | undefined, configVersion: number | undefined): LogKey {
+  if (configEpoch === undefined || configVersion === undefined || configEpoch < lastEpoch) return [lastEpoch, end, -1]
+  return [configEpoch, end, configVersion]
+}
+const keyAtLeast = (a: LogKey, b: LogKey): boolean =>
+  a[0] !== b[0] ? a[0] > b[0] : a[1] !== b[1] ? a[1] > b[1] : a[2] >= b[2]
 
 export class PartitionReplica<T> {
   readonly id: string
-  readonly replicas: readonly string[]
   private readonly cfg: ReplicaConfig
   private readonly random: () => number
   private readonly out: Array<ReplicaAction<T>> = []
@@ -85,7 +136,13 @@ export class PartitionReplica<T> {
   private durableEnd: number
   private writeSeq = 0
   /** Replies owed once a write is durable. */
-  private readonly afterWrite = new Map<number, { end: number, messages: Array<{ to: string, message: ReplicationMessage<T> }> }>()
+  private readonly afterWrite = new Map<number, { end: number, config: Membership, messages: Array<{ to: string, message: ReplicationMessage<T> }> }>()
+  /** The membership last written durably (the leader counts itself toward a membership's commit only from then). */
+  private durableConfig: Membership
+  /** Leader: its current membership is held durably by a majority of its voters in this epoch. */
+  private configCommittedFlag = false
+  /** Leader: a leadership transfer under way. */
+  private transfer: { to: string, until: number, sent: boolean } | undefined
 
   role: Role = 'follower'
   leader: string | null = null
@@ -100,14 +157,20 @@ export class PartitionReplica<T> {
   /** The leader's log end when it won: once its commit reaches it, every entry an earlier leader may have committed is committed again in this epoch. */
   private electedEnd = 0
 
-  constructor (id: string, replicas: readonly string[], recovered: RecoveredState<T>, now: number, random: () => number, config: Partial<ReplicaConfig> = {}) {
-    if (!replicas.includes(id)) throw new GemError('BAD_REQUEST', `replica ${id} is not in its replica set`)
+  /**
+   * `initial` (a voter list, or voters and learners) applies only while the disk holds no membership: a replica that
+   * joins an existing partition starts as a learner listed in `initial.learners`.
+   */
+  constructor (id: string, initial: readonly string[] | InitialMembership, recovered: RecoveredState<T>, now: number, random: () => number, config: Partial<ReplicaConfig> = {}) {
+    const start = Array.isArray(initial) ? { voters: initial as readonly string[], learners: [] as readonly string[] } : initial as InitialMembership
+    if (recovered.meta.config === undefined && !start.voters.includes(id) && !start.learners.includes(id)) throw new GemError('BAD_REQUEST', `replica ${id} is not in its replica set`)
     this.id = id
-    this.replicas = [...replicas]
     this.cfg = { ...DEFAULT_REPLICA_CONFIG, ...config }
     this.random = random
     this.log = recovered.entries
     this.meta = { ...recovered.meta, groups: { ...recovered.meta.groups } }
+    this.meta.config ??= { epoch: 0, version: 0, at: 0, voters: [...start.voters], learners: [...start.learners] }
+    this.durableConfig = this.meta.config
     this.base = recovered.meta.base ?? 0
     this.baseEpoch = recovered.meta.baseEpoch ?? 0
     this.durableEnd = this.end
@@ -126,6 +189,24 @@ export class PartitionReplica<T> {
   // ---- reading the state ---------------------------------------------------------------------
 
   get epoch (): number { return this.meta.epoch }
+  /** Voters, then learners. */
+  get replicas (): string[] { return [...this.membership.voters, ...this.membership.learners] }
+  get voters (): readonly string[] { return this.membership.voters }
+  get learners (): readonly string[] { return this.membership.learners }
+  /** The newest membership this replica holds (committed or not). */
+  get membership (): Membership { return this.meta.config! }
+  /** Leader: its membership is committed in its epoch, with its whole log as of its election: a change may follow. */
+  get changeable (): boolean { return this.role === 'leader' && this.configCommittedFlag && this.meta.commit >= this.electedEnd && this.transfer === undefined }
+  /** Leader: its current membership is committed (a removed replica may now be stopped and dropped). */
+  get configCommitted (): boolean { return this.role === 'leader' && this.configCommittedFlag }
+  /** The membership sits beyond the log end (a newer leader cut the log it came with): see the note at the top. */
+  private get detached (): boolean { return this.membership.at > this.end }
+  private get ownKey (): LogKey {
+    return this.detached ? [this.lastEpoch, this.end, -1] : logKey(this.lastEpoch, this.end, this.membership.epoch, this.membership.version)
+  }
+
+  /** Leader: the target of a leadership transfer under way. */
+  get transferringTo (): string | undefined { return this.transfer?.to }
   get commit (): number { return this.meta.commit }
   get end (): number { return this.base + this.log.length }
   /** The first offset still in the replica log. */
@@ -183,6 +264,8 @@ export class PartitionReplica<T> {
   /** Appends values to the leader's log; they commit once a majority has them. Throws NOT_LEADER. */
   propose (values: readonly T[], now: number): { epoch: number, start: number } {
     if (this.role !== 'leader') throw new GemError('NOT_LEADER', `replica ${this.id} is not the leader`, { leader: this.leader })
+    // During a transfer the log must stop growing, or the target never catches up with it.
+    if (this.transfer !== undefined) throw new GemError('NOT_LEADER', `replica ${this.id} is handing the leadership to ${this.transfer.to}`, { leader: null, transferringTo: this.transfer.to })
     this.lastTick = Math.max(this.lastTick, now)
     const start = this.end
     const entries = values.map(value => ({ epoch: this.meta.epoch, value }))
@@ -201,11 +284,89 @@ export class PartitionReplica<T> {
     this.persist({ entries: [] })
   }
 
+  /** Leader: adds `id` as a learner; it is promoted to voter once caught up. Throws unless `changeable`. */
+  addReplica (id: string, now: number): void {
+    this.requireChangeable()
+    if (this.replicas.includes(id)) throw new GemError('BAD_REQUEST', `${id} already replicates this partition`)
+    this.changeMembership([...this.membership.voters], [...this.membership.learners, id], now)
+  }
+
+  /** Leader: removes a learner or a voter other than itself (transfer the leadership first). Throws unless `changeable`. */
+  removeReplica (id: string, now: number): void {
+    this.requireChangeable()
+    if (id === this.id) throw new GemError('BAD_REQUEST', `the leader ${id} cannot remove itself: transfer the leadership first`)
+    if (!this.replicas.includes(id)) throw new GemError('BAD_REQUEST', `${id} does not replicate this partition`)
+    this.changeMembership(this.membership.voters.filter(v => v !== id), this.membership.learners.filter(l => l !== id), now)
+  }
+
+  /** Leader: hands the leadership to voter `to` (Raft's TimeoutNow). Proposals are refused until it happens or is abandoned. */
+  transferLeadership (to: string, now: number): void {
+    if (this.role !== 'leader') throw new GemError('NOT_LEADER', `replica ${this.id} is not the leader`, { leader: this.leader })
+    if (to === this.id) return
+    if (!this.membership.voters.includes(to)) throw new GemError('BAD_REQUEST', `${to} is not a voter of this partition`)
+    this.lastTick = Math.max(this.lastTick, now)
+    this.transfer = { to, until: now + this.cfg.electionMaxMs, sent: false }
+    this.maybeSendTimeoutNow()
+    const p = this.progress.get(to)
+    if (p !== undefined && !this.transfer.sent) this.sendAppend(to, p, true)
+  }
+
+  private requireChangeable (): void {
+    if (this.role !== 'leader') throw new GemError('NOT_LEADER', `replica ${this.id} is not the leader`, { leader: this.leader })
+    if (!this.changeable) throw new GemError('UNAVAILABLE', 'a membership change, a leadership transfer or the new leader\'s own commit is still under way', { reason: 'CHANGE_IN_PROGRESS' })
+  }
+
+  private changeMembership (voters: string[], learners: string[], now: number): void {
+    const next: Membership = { epoch: this.meta.epoch, version: this.membership.version + 1, at: this.end, voters, learners }
+    this.meta.config = next
+    this.configCommittedFlag = false
+    for (const id of this.progress.keys()) if (!voters.includes(id) && !learners.includes(id)) this.progress.delete(id)
+    for (const id of [...voters, ...learners]) if (id !== this.id && !this.progress.has(id)) this.progress.set(id, this.newProgress(now))
+    this.persist({ entries: [] })
+    this.broadcast(now, true)
+  }
+
+  private newProgress (now: number): FollowerProgress {
+    return { next: this.end, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity, offeredAt: -Infinity, inflight: 0, lastSent: -Infinity, configEpoch: -1, configVersion: -1 }
+  }
+
+  /** Leader: the membership commits once a majority of its voters hold it durably (the leader from its own write). */
+  private advanceConfig (): void {
+    if (this.role !== 'leader' || this.configCommittedFlag) return
+    const c = this.membership
+    let holders = c.voters.includes(this.id) && sameMembership(this.durableConfig, c) ? 1 : 0
+    for (const [id, p] of this.progress) if (c.voters.includes(id) && p.configEpoch === c.epoch && p.configVersion === c.version) holders++
+    if (holders >= this.majority()) this.configCommittedFlag = true
+  }
+
+  /** Leader: promotes a learner that holds everything committed and is within one batch of the log end. */
+  private maybePromote (now: number): void {
+    if (!this.changeable) return
+    for (const l of this.membership.learners) {
+      const p = this.progress.get(l)
+      if (p === undefined || p.match < this.meta.commit || this.end - p.match > this.cfg.maxBatch) continue
+      this.changeMembership([...this.membership.voters, l], this.membership.learners.filter(x => x !== l), now)
+      return
+    }
+  }
+
+  private maybeSendTimeoutNow (): void {
+    const t = this.transfer
+    if (t === undefined || t.sent) return
+    const p = this.progress.get(t.to)
+    if (p === undefined || p.match < this.end) return
+    t.sent = true
+    const message: TimeoutNow = { v: 1, type: 'timeout-now', epoch: this.meta.epoch, leader: this.id }
+    this.out.push({ type: 'send', to: t.to, message })
+  }
+
   // ---- events --------------------------------------------------------------------------------
 
   tick (now: number): void {
     this.lastTick = now
     if (this.role === 'leader') {
+      if (this.transfer !== undefined && now >= this.transfer.until) this.transfer = undefined // abandoned: take proposals again
+      this.maybePromote(now)
       if (now >= this.heartbeatAt) {
         if (!this.quorumHeard(now)) { this.stepDown(this.meta.epoch, null, now); return }
         this.broadcast(now, true)
@@ -213,8 +374,9 @@ export class PartitionReplica<T> {
       return
     }
     if (now >= this.electionAt) {
-      if (this.meta.repairing) { this.resetElection(now); return }
-      if (this.replicas.length === 1) this.startElection(now); else this.startPreVote(now)
+      // A learner (or a replica removed from the membership) never campaigns.
+      if (this.meta.repairing || !this.isVoter(this.id) || this.detached) { this.resetElection(now); return }
+      if (this.majority() === 1) this.startElection(now); else this.startPreVote(now)
     }
   }
 
@@ -224,17 +386,21 @@ export class PartitionReplica<T> {
     if (done === undefined) return
     this.afterWrite.delete(token)
     this.durableEnd = Math.max(this.durableEnd, done.end)
+    this.durableConfig = done.config
     for (const m of done.messages) this.out.push({ type: 'send', ...m })
-    if (this.role === 'leader') this.advanceCommit(now)
+    if (this.role === 'leader') { this.advanceCommit(now); this.advanceConfig() }
   }
 
   receive (from: string, message: ReplicationMessage<T>, now: number): void {
-    if (!this.replicas.includes(from) || from === this.id) return
+    // Anyone may ask for a vote or lead (Raft: a server outside a voter's membership may be in a newer one); only voters'
+    // votes are counted and only members' answers are tracked.
+    if (from === this.id) return
     this.lastTick = Math.max(this.lastTick, now)
     const pre = (message.type === 'vote' || message.type === 'vote-reply') && message.pre === true
     if (message.epoch > this.meta.epoch && !pre) {
-      // A vote request from a node that cannot reach the leader must not depose a leader we hear from.
-      if (message.type === 'vote' && (this.role === 'leader' || now - this.lastLeaderContact < this.cfg.electionMinMs)) return
+      // A vote request from a node that cannot reach the leader must not depose a leader we hear from; unless that
+      // leader itself asked for the election (a transfer).
+      if (message.type === 'vote' && message.transfer !== true && (this.role === 'leader' || now - this.lastLeaderContact < this.cfg.electionMinMs)) return
       this.stepDown(message.epoch, null, now)
     }
     switch (message.type) {
@@ -243,7 +409,13 @@ export class PartitionReplica<T> {
       case 'append': this.onAppend(from, message, now); break
       case 'append-reply': this.onAppendReply(from, message, now); break
       case 'snapshot': this.onSnapshot(from, message, now); break
+      case 'timeout-now': this.onTimeoutNow(from, message, now); break
     }
+  }
+
+  private onTimeoutNow (from: string, m: TimeoutNow, now: number): void {
+    if (m.epoch !== this.meta.epoch || this.leader !== from || this.role !== 'follower' || this.meta.repairing || !this.isVoter(this.id) || this.detached) return
+    this.startElection(now, true)
   }
 
   // ---- elections -----------------------------------------------------------------------------
@@ -252,11 +424,11 @@ export class PartitionReplica<T> {
     this.preVoting = this.meta.epoch + 1
     this.preVotes = new Set([this.id])
     this.resetElection(now)
-    const request: VoteRequest = { v: 1, type: 'vote', epoch: this.preVoting, candidate: this.id, lastEpoch: this.lastEpoch, end: this.end, pre: true }
+    const request: VoteRequest = { v: 1, type: 'vote', epoch: this.preVoting, candidate: this.id, lastEpoch: this.lastEpoch, end: this.end, pre: true, ...this.keyFields() }
     for (const to of this.others()) this.out.push({ type: 'send', to, message: request })
   }
 
-  private startElection (now: number): void {
+  private startElection (now: number, transfer = false): void {
     this.preVoting = 0
     this.role = 'candidate'
     this.leader = null
@@ -264,14 +436,16 @@ export class PartitionReplica<T> {
     this.meta.votedFor = this.id
     this.votes = new Set([this.id])
     this.resetElection(now)
-    const request: VoteRequest = { v: 1, type: 'vote', epoch: this.meta.epoch, candidate: this.id, lastEpoch: this.lastEpoch, end: this.end }
+    const request: VoteRequest = { v: 1, type: 'vote', epoch: this.meta.epoch, candidate: this.id, lastEpoch: this.lastEpoch, end: this.end, ...this.keyFields() }
+    if (transfer) request.transfer = true
     // The vote for itself must be on disk before it asks, or a restart could vote twice in one epoch.
     this.persist({ entries: [] }, this.others().map(to => ({ to, message: request })))
-    if (this.replicas.length === 1) this.becomeLeader(now)
+    if (this.majority() === 1) this.becomeLeader(now)
   }
 
   private onVote (from: string, m: VoteRequest, now: number): void {
-    const upToDate = m.lastEpoch > this.lastEpoch || (m.lastEpoch === this.lastEpoch && m.end >= this.end)
+    // The log with the membership as an entry must reach at least as far as ours (see the note at the top).
+    const upToDate = keyAtLeast(logKey(m.lastEpoch, m.end, m.configEpoch, m.configVersion), this.ownKey)
     if (m.pre === true) {
       // Would vote: the proposed epoch is newer, the log complete enough, and no leader heard from lately.
       const would = m.epoch > this.meta.epoch && !this.meta.repairing && this.role !== 'leader' && upToDate &&
@@ -292,12 +466,12 @@ export class PartitionReplica<T> {
     if (m.pre === true) {
       // A voter already in our proposed epoch or later: adopt its epoch (no leader known) and ask again next time.
       if (m.voterEpoch !== undefined && m.voterEpoch > this.meta.epoch) { this.stepDown(m.voterEpoch, null, now); return }
-      if (this.role === 'leader' || this.preVoting === 0 || m.epoch !== this.preVoting || !m.granted) return
+      if (this.role === 'leader' || this.preVoting === 0 || m.epoch !== this.preVoting || !m.granted || !this.isVoter(from)) return
       this.preVotes.add(from)
       if (this.preVotes.size >= this.majority() && this.preVoting === this.meta.epoch + 1) this.startElection(now)
       return
     }
-    if (this.role !== 'candidate' || m.epoch !== this.meta.epoch || !m.granted) return
+    if (this.role !== 'candidate' || m.epoch !== this.meta.epoch || !m.granted || !this.isVoter(from)) return
     this.votes.add(from)
     if (this.votes.size >= this.majority()) this.becomeLeader(now)
   }
@@ -310,12 +484,17 @@ export class PartitionReplica<T> {
     // (offsets stay dense). Only this leader writes entries of this epoch, so logs still match by (offset, epoch).
     const from = this.meta.commit
     this.electedEnd = this.end
+    // The membership is re-stamped too, placed after the whole log: no change is accepted before it commits in this
+    // epoch (Ongaro's fix), and it commits only where the re-stamped log reached a majority.
+    this.meta.config = { ...this.membership, epoch: this.meta.epoch, version: this.membership.version + 1, at: this.end }
+    this.configCommittedFlag = false
+    this.transfer = undefined
     if (from < this.end) {
       for (let i = from - this.base; i < this.log.length; i++) this.log[i] = { epoch: this.meta.epoch, value: this.log[i].value }
       this.persist({ truncateFrom: from, entries: this.log.slice(from - this.base) })
-    }
+    } else this.persist({ entries: [] })
     this.progress.clear()
-    for (const p of this.others()) this.progress.set(p, { next: this.end, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity, offeredAt: -Infinity, inflight: 0, lastSent: -Infinity })
+    for (const p of this.replicas) if (p !== this.id) this.progress.set(p, this.newProgress(now))
     this.broadcast(now, true)
   }
 
@@ -325,6 +504,8 @@ export class PartitionReplica<T> {
     if (changed) { this.meta.epoch = epoch; this.meta.votedFor = null }
     if (this.role !== 'follower' || changed) {
       this.role = 'follower'
+      this.transfer = undefined
+      this.configCommittedFlag = false
       this.progress.clear()
       this.resetElection(now)
     }
@@ -370,11 +551,24 @@ export class PartitionReplica<T> {
     }
     const commit = Math.max(this.meta.commit, Math.min(m.commit, matched))
     const groupsChanged = Object.entries(m.groups).some(([g, f]) => this.meta.groups[g] !== f)
+    // The leader's membership, once our log matches its log through the point where it was written.
+    const configChanged = m.config !== undefined && matched >= m.config.at && !sameMembership(m.config, this.membership)
     // Repaired once it holds the leader's commit point, and that point covers everything the leader held
     // when elected: that is every entry any earlier leader could have acknowledged.
     const repaired = this.meta.repairing && m.stable && matched >= m.commit
-    const reply: AppendReply = { v: 1, type: 'append-reply', epoch: this.meta.epoch, from: this.id, ok: true, end: matched }
-    if (write === undefined && !groupsChanged && !repaired && commit === this.meta.commit && matched <= this.durableEnd) {
+    if (configChanged) {
+      this.meta.config = m.config
+      // Entries we hold past `at` from an older epoch are not in this leader's log (it wrote everything after `at`
+      // itself): Raft would cut them when the membership entry arrived at `at`, and so do we.
+      if (write === undefined && this.end > matched && matched >= this.base && this.epochAt(matched) < m.config!.epoch) {
+        this.log.length = matched - this.base
+        write = { truncateFrom: matched, entries: [] }
+      }
+    }
+    const reply: AppendReply = { v: 1, type: 'append-reply', epoch: this.meta.epoch, from: this.id, ok: true, end: matched, configEpoch: this.membership.epoch, configVersion: this.membership.version }
+    if (write === undefined && !groupsChanged && !repaired && !configChanged && commit === this.meta.commit && matched <= this.durableEnd) {
+      // Nothing new to write; the membership named in the reply must be durable, or we say the previous durable one.
+      if (!sameMembership(this.durableConfig, this.membership)) { reply.configEpoch = this.durableConfig.epoch; reply.configVersion = this.durableConfig.version }
       this.out.push({ type: 'send', to: from, message: reply })
       return
     }
@@ -434,7 +628,12 @@ export class PartitionReplica<T> {
     if (m.ok) {
       if (m.end > p.match) p.match = m.end
       if (p.next < p.match) p.next = p.match
+      if (m.configEpoch !== undefined && m.configVersion !== undefined) { p.configEpoch = m.configEpoch; p.configVersion = m.configVersion }
       this.advanceCommit(now)
+      this.advanceConfig()
+      this.maybeSendTimeoutNow()
+      if (this.role !== 'leader') return
+      this.maybePromote(now)
       if (p.next < this.end) this.sendAppend(from, p)
     } else {
       // Every pipelined batch behind a gap is refused with the same resume point: resend once per point.
@@ -450,7 +649,8 @@ export class PartitionReplica<T> {
   }
 
   private advanceCommit (now: number): void {
-    const ends = [this.durableEnd, ...[...this.progress.values()].map(p => p.match)].sort((a, b) => b - a)
+    // Only voters count; the leader always is one (it cannot remove itself).
+    const ends = [this.durableEnd, ...[...this.progress].filter(([id]) => this.isVoter(id)).map(([, p]) => p.match)].sort((a, b) => b - a)
     const n = ends[this.majority() - 1]
     if (n > this.meta.commit && this.epochAt(n - 1) === this.meta.epoch) {
       this.meta.commit = n
@@ -494,6 +694,7 @@ export class PartitionReplica<T> {
       stable: this.meta.commit >= this.electedEnd,
       compactable: this.compactable,
       groups: { ...this.meta.groups },
+      config: this.membership,
     }
     // Pipelined: assume it arrives; a gap makes the follower answer with where to resume.
     p.next += entries.length
@@ -512,13 +713,13 @@ export class PartitionReplica<T> {
     }
     const token = ++this.writeSeq
     const write: ReplicaWrite<T> = { ...change, meta: { ...this.meta, groups: { ...this.meta.groups } } }
-    this.afterWrite.set(token, { end: this.end, messages: then })
+    this.afterWrite.set(token, { end: this.end, config: this.membership, messages: then })
     this.out.push({ type: 'write', token, write })
   }
 
   private quorumHeard (now: number): boolean {
     let heard = 1
-    for (const p of this.progress.values()) if (now - p.heardAt < this.cfg.electionMaxMs) heard++
+    for (const [id, p] of this.progress) if (this.isVoter(id) && now - p.heardAt < this.cfg.electionMaxMs) heard++
     return heard >= this.majority()
   }
 
@@ -526,6 +727,13 @@ export class PartitionReplica<T> {
     this.electionAt = now + this.cfg.electionMinMs + Math.floor(this.random() * (this.cfg.electionMaxMs - this.cfg.electionMinMs))
   }
 
-  private majority (): number { return Math.floor(this.replicas.length / 2) + 1 }
-  private others (): string[] { return this.replicas.filter(r => r !== this.id) }
+  /** The membership fields of a vote request: absent when it is detached (it then counts for nothing). */
+  private keyFields (): { configEpoch?: number, configVersion?: number } {
+    return this.detached ? {} : { configEpoch: this.membership.epoch, configVersion: this.membership.version }
+  }
+
+  private majority (): number { return Math.floor(this.membership.voters.length / 2) + 1 }
+  private isVoter (id: string): boolean { return this.membership.voters.includes(id) }
+  /** The voters to ask in an election. */
+  private others (): string[] { return this.membership.voters.filter(r => r !== this.id) }
 }
