@@ -3,7 +3,6 @@
 import { existsSync, globSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build } from 'vite'
 
 const DEMO = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(DEMO, '..')
@@ -40,11 +39,18 @@ export function dashboardIsStale (): boolean {
 export async function buildDashboard (): Promise<void> {
   const sourcesAt = newestSourceMtime()
   const outDir = join(DEMO, `.dist-${process.pid}`)
+  // Loaded only when a build is due: starting a mesh with a fresh dashboard should not pay for Vite.
+  const { build } = await import('vite')
   try {
     await build({ configFile: join(DEMO, 'vite.config.ts'), build: { outDir, emptyOutDir: true } })
     writeFileSync(join(outDir, STAMP), String(sourcesAt))
     rmSync(DASHBOARD_DIST, { recursive: true, force: true })
-    renameSync(outDir, DASHBOARD_DIST)
+    try {
+      renameSync(outDir, DASHBOARD_DIST)
+    } catch (err) {
+      // Another process (a second `npm start`, a test) built it at the same moment: its build is as good as ours.
+      if (dashboardIsStale()) throw err
+    }
   } finally {
     rmSync(outDir, { recursive: true, force: true })
   }

@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { GemError } from '@gem-mesh/core'
+import { prepareDashboard } from './dashboard-build.ts'
 
 export interface LocalMeshFlags {
   nodes?: string
@@ -24,6 +25,7 @@ export async function localMeshCommand (flags: LocalMeshFlags): Promise<number> 
   if (!Number.isInteger(count) || count < 1 || count > 16) throw new GemError('BAD_REQUEST', '--nodes must be an integer from 1 to 16')
   if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65535 - count) throw new GemError('BAD_REQUEST', '--http-port must be a port number')
   mkdirSync(root, { recursive: true })
+  const dashboard = await prepareDashboard(line => process.stderr.write(line + '\n'))
 
   const children: ChildProcess[] = []
   let stopping = false
@@ -53,7 +55,8 @@ export async function localMeshCommand (flags: LocalMeshFlags): Promise<number> 
   }
   if (!stopping) {
     process.stderr.write(`GEM local mesh of ${count} node(s) is up. Gateways: ${urls.join('  ')}\n` +
-      `Try: curl -s ${urls[0]}/cluster    npx gem status --url ${urls[urls.length - 1]}    Ctrl-C stops every node.\n`)
+      `Try: curl -s ${urls[0]}/cluster    npx gem status --url ${urls[urls.length - 1]}    Ctrl-C stops every node.\n` +
+      (dashboard ? `Dashboard: ${urls[0]}/dashboard/  (served by every node)\n` : ''))
   }
   const codes = await Promise.all(children.map(c => c.exitCode !== null ? Promise.resolve(c.exitCode) : new Promise<number | null>(r => c.once('exit', code => r(code)))))
   return stopping && codes.every(c => c === 0 || c === null) ? 0 : 1
