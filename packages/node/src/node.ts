@@ -13,7 +13,7 @@ import type { Logger } from './logger.ts'
 import { createMetrics } from './metrics.ts'
 import { openLevelTier } from './storage/leveldb-tier.ts'
 import { startNodeMeshHost } from './mesh/node-host.ts'
-import { MembershipService, MeshBroker, PeerDirectory, ReplicationService, TierReplicaStore } from '@gem-mesh/core/mesh'
+import { ClientService, MembershipService, MeshBroker, PeerDirectory, ReplicationService, TierReplicaStore } from '@gem-mesh/core/mesh'
 import { startLoadSampler } from './mesh/load-sampler.ts'
 import type { MemberView, MeshNode } from '@gem-mesh/core/mesh'
 import { decodeRecord } from '@gem-mesh/core'
@@ -175,6 +175,10 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       await meshBroker.start()
       const mb = meshBroker
       undo.push(() => mb.close())
+      // Edge peers (browsers) publish, subscribe and read through this node over /gem/1/client.
+      const clients = new ClientService({ transport: mesh, api: mb, onError: (where, err) => meshLog.debug({ err, where }, 'client service') })
+      await clients.start()
+      undo.push(() => clients.close())
     }
     const api: BrokerApi = meshBroker ?? broker
 

@@ -1,7 +1,6 @@
 // A subscription as the SDK hands it out: a handler called one message at a time, or an async
 // iterator; auto or manual acks on top of the broker's push consumer and its credit.
-import type { Broker } from '../broker.ts'
-import type { ConsumerHandle, ConsumerOptions, Delivery } from '../broker-types.ts'
+import type { BrokerApi, ConsumerHandle, ConsumerOptions, Delivery } from '../broker-types.ts'
 import { GemError } from '../errors.ts'
 import type { GemRecord } from '../message.ts'
 import { payloadJson, payloadText } from './payload.ts'
@@ -16,7 +15,8 @@ export type MessageHandler = (msg: ReceivedMessage) => void | Promise<void>
 
 /** What a subscription needs from the Gem that made it. */
 export interface SubscriptionHost {
-  broker: Broker
+  /** Only consume() is used: a remote client (a browser peer) can stand in for a local broker. */
+  broker: Pick<BrokerApi, 'consume'>
   /** False once the Gem is closing: settles can no longer become durable. */
   isOpen(): boolean
   /** Called once when the subscription closes. */

@@ -1,0 +1,71 @@
+// Turns createBrowserPeer's `bootstrap` list into server peers to dial: multiaddrs as they are, gateway urls through
+// their GET /info (`multiaddrs`, `peer_id`). Keeps only what a browser can dial: websockets and webrtc-direct.
+import { GemError } from '@gem-mesh/core'
+import { multiaddr } from '@gem-mesh/core/mesh'
+import type { Multiaddr } from '@gem-mesh/core/mesh'
+
+export interface ServerTarget {
+  peerId: string
+  /** Dialable addresses of that server, preferred transport first. */
+  addrs: Multiaddr[]
+}
+
+export type PreferredTransport = 'websockets' | 'webrtc-direct'
+
+export async function resolveBootstrap (list: readonly string[], prefer: PreferredTransport = 'websockets', timeoutMs = 5_000): Promise<ServerTarget[]> {
+  if (!Array.isArray(list) || list.length === 0) throw new GemError('BAD_REQUEST', 'bootstrap: give at least one server multiaddr or gateway url')
+  const byPeer = new Map<string, Multiaddr[]>()
+  const errors: string[] = []
+  await Promise.all(list.map(async target => {
+    try {
+      for (const ma of await addressesOf(target, timeoutMs)) {
+        const peerId = ma.getComponents().findLast(c => c.name === 'p2p')?.value
+        if (peerId === undefined) throw new GemError('BAD_REQUEST', `bootstrap ${ma.toString()}: needs /p2p/<peer id>`)
+        if (!browserDialable(ma)) continue
+        const addrs = byPeer.get(peerId) ?? []
+        addrs.push(ma)
+        byPeer.set(peerId, addrs)
+      }
+    } catch (err) {
+      errors.push((err as Error).message)
+    }
+  }))
+  if (byPeer.size === 0) throw new GemError('PEER_UNREACHABLE', `bootstrap: no server address a browser can dial (${errors.join('; ') || 'only tcp addresses'})`)
+  // Keep the caller's order of servers (the first one is where the peer attaches first).
+  return [...byPeer.entries()].map(([peerId, addrs]) => ({ peerId, addrs: addrs.sort((a, b) => rank(a, prefer) - rank(b, prefer)) }))
+}
+
+async function addressesOf (target: string, timeoutMs: number): Promise<Multiaddr[]> {
+  const t = target.trim()
+  if (t.startsWith('/')) {
+    try { return [multiaddr(t)] } catch (err) { throw new GemError('BAD_REQUEST', `bootstrap ${t}: not a multiaddr (${(err as Error).message})`) }
+  }
+  let url: URL
+  try { url = new URL(t) } catch { throw new GemError('BAD_REQUEST', `bootstrap ${t}: expected a multiaddr or an http(s) gateway url`) }
+  const info = new URL('info', url.href.endsWith('/') ? url.href : `${url.href}/`)
+  let body: { multiaddrs?: unknown, peer_id?: unknown }
+  try {
+    const res = await fetch(info, { signal: AbortSignal.timeout(timeoutMs) })
+    if (!res.ok) throw new Error(`HTTP ${res.status}`)
+    body = await res.json() as typeof body
+  } catch (err) {
+    throw new GemError('PEER_UNREACHABLE', `bootstrap ${t}: cannot read ${info.href}: ${(err as Error).message}`)
+  }
+  if (!Array.isArray(body.multiaddrs)) throw new GemError('BAD_REQUEST', `bootstrap ${t}: ${info.href} lists no multiaddrs (is the mesh on?)`)
+  const peerId = typeof body.peer_id === 'string' ? body.peer_id : undefined
+  return body.multiaddrs.filter((a): a is string => typeof a === 'string').map(a => {
+    const ma = multiaddr(a)
+    return peerId !== undefined && !a.includes('/p2p/') ? ma.encapsulate(`/p2p/${peerId}`) : ma
+  })
+}
+
+function browserDialable (ma: Multiaddr): boolean {
+  const s = ma.toString()
+  if (s.includes('/p2p-circuit')) return false
+  return s.includes('/ws') || (s.includes('/webrtc-direct') && s.includes('/certhash/'))
+}
+
+function rank (ma: Multiaddr, prefer: PreferredTransport): number {
+  const isDirect = ma.toString().includes('/webrtc-direct')
+  return (prefer === 'webrtc-direct') === isDirect ? 0 : 1
+}
