@@ -1,7 +1,7 @@
 // The deterministic simulator of one replicated partition: replicas, producers and a consumer group on a faulty
-// network and faulty disks, in virtual time, from one seed; it checks the replication invariants as it runs.
+// network and faulty disks, with replicas added, removed and leaderships transferred, in virtual time, from one seed.
 import { PartitionReplica } from '../replication/replica.ts'
-import type { ReplicaConfig } from '../replication/replica.ts'
+import type { InitialMembership, ReplicaConfig } from '../replication/replica.ts'
 import type { ReplicationMessage } from '../replication/messages.ts'
 import { SimDisk } from './disk.ts'
 import { CALM, SimNetwork } from './network.ts'
@@ -32,6 +32,10 @@ export interface ReplicationSimOptions {
   settleMs?: number
   /** false: a calm run with no faults at all. */
   faults?: boolean
+  /** Nodes outside the first replica set that replicas can be moved to. Default 2. */
+  spares?: number
+  /** false: no replica added or removed and no leadership transferred. Default true. */
+  reconfigure?: boolean
   /** Replicas compact their logs once this many entries are held by every replica (0: never). Default 24. */
   compactEvery?: number
   replica?: Partial<ReplicaConfig>
@@ -54,6 +58,13 @@ export interface ReplicationSimResult {
   settledInMs: number
   /** Snapshot installs started (a replica rebuilt from a leader's applied log). */
   installs: number
+  /** Replicas added, learners promoted to voters, replicas removed (and their copies dropped). */
+  added: number
+  promoted: number
+  removed: number
+  /** Leadership transfers asked for, and those whose target won the next epoch. */
+  transfers: number
+  transferred: number
 }
 
 const GROUP = 'g'
@@ -102,10 +113,18 @@ class SimNode {
   lastRole = 'down'
   /** The fault injector damaged this disk and the replica has not yet repaired. */
   damaged = false
+  /** In the replica set as far as the simulator's controller knows (runs, or comes back after a crash). */
+  member = true
+  /** The voters its replica listed when last looked at (to see promotions). */
+  votersSeen: readonly string[] = []
+  /** The newest epoch its replica reached (in this disk's life). */
+  epochSeen = 0
+  /** The membership it starts from while its disk holds none. */
+  initial: InitialMembership
   readonly id: string
-  readonly disk: SimDisk<SimValue>
+  disk: SimDisk<SimValue>
 
-  constructor (id: string, disk: SimDisk<SimValue>) { this.id = id; this.disk = disk }
+  constructor (id: string, disk: SimDisk<SimValue>, initial: InitialMembership) { this.id = id; this.disk = disk; this.initial = initial }
   get up (): boolean { return this.replica !== undefined }
 }
 
@@ -124,10 +143,23 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
   const net = new SimNetwork<SimMessage>(sched, rng.fork())
   const check = new Checker()
   const ids = Array.from({ length: n }, (_, i) => `n${i}`)
-  const nodes = new Map(ids.map(id => [id, new SimNode(id, new SimDisk<SimValue>(sched, rng.fork()))]))
-  const nodeRng = new Map(ids.map(id => [id, rng.fork()]))
+  const spareCount = options.spares ?? 2
+  const reconfigure = options.reconfigure ?? true
+  const allIds = Array.from({ length: n + spareCount }, (_, i) => `n${i}`)
+  const nodes = new Map(allIds.map(id => [id, new SimNode(id, new SimDisk<SimValue>(sched, rng.fork()), { voters: ids, learners: [] })]))
+  for (const node of nodes.values()) node.member = ids.includes(node.id)
+  const nodeRng = new Map(allIds.map(id => [id, rng.fork()]))
   const faultRng = rng.fork()
   const installRng = rng.fork()
+  const reconfigRng = rng.fork()
+  const diskRng = rng.fork()
+  let added = 0
+  let removed = 0
+  let transfers = 0
+  let transferred = 0
+  let promoted = 0
+  /** The last transfer asked for: its target and the epoch it was asked in. */
+  let transferAsked: { to: string, epoch: number } | undefined
   const faultLog: string[] = []
   let elections = 0
   let maxEpoch = 0
@@ -151,12 +183,22 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
         })
       } else node.disk.write(a.write, () => { if (node.replica === r) { r.durable(a.token, sched.now); flush(node) } })
     }
+    if (r.role === 'leader' && r.voters.length > node.votersSeen.length && r.voters.every((v, i) => i >= node.votersSeen.length || node.votersSeen[i] === v) && r.membership.epoch === r.epoch) {
+      promoted++
+      trace(`${sched.now} ${node.id} promoted ${r.voters[r.voters.length - 1]} to voter (voters ${r.voters.join(',')})`)
+    }
+    node.votersSeen = r.voters
     const role = `${r.role}@${r.epoch}`
     if (role !== node.lastRole) {
-      if (r.role === 'leader') { elections++; trace(`${sched.now} ${node.id} leader of epoch ${r.epoch} (end ${r.end}, commit ${r.commit})`) }
+      if (r.role === 'leader') {
+        elections++
+        trace(`${sched.now} ${node.id} leader of epoch ${r.epoch} (end ${r.end}, commit ${r.commit}, voters ${r.voters.join(',')}${r.learners.length > 0 ? `, learners ${r.learners.join(',')}` : ''})`)
+        if (transferAsked?.to === node.id && r.epoch === transferAsked.epoch + 1) transferred++
+      }
       node.lastRole = role
     }
     maxEpoch = Math.max(maxEpoch, r.epoch)
+    node.epochSeen = Math.max(node.epochSeen, r.epoch)
     // Commits first, so an ack below always refers to an offset the checker has seen committed.
     if (node.commitSeen < r.start) node.commitSeen = r.start
     for (; node.commitSeen < r.commit; node.commitSeen++) check.committedAt(node.commitSeen, r.entry(node.commitSeen)!.value.id, node.id)
@@ -227,6 +269,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
       node.pending.push({ client, req: m.req, id: m.value.id, offset: at, epoch: r.epoch })
       return
     }
+    if (r.transferringTo !== undefined) { reply(node, client, { type: 'publish-reply', req: m.req, id: m.value.id, ok: false, leader: r.transferringTo }); return }
     const { epoch, start } = r.propose([m.value], sched.now)
     node.idIndex.set(m.value.id, start)
     node.pending.push({ client, req: m.req, id: m.value.id, offset: start, epoch })
@@ -235,7 +278,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
   function start (node: SimNode): void {
     const recovered = node.disk.recover()
     const random = nodeRng.get(node.id)!
-    node.replica = new PartitionReplica<SimValue>(node.id, ids, recovered, sched.now, () => random.next(), options.replica)
+    node.replica = new PartitionReplica<SimValue>(node.id, node.initial, recovered, sched.now, () => random.next(), options.replica)
     node.commitSeen = 0
     node.indexedEpoch = -1
     node.pending = []
@@ -271,7 +314,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
       net.send(p.id, p.guess, { type: 'publish', req, value })
       sched.after(CLIENT_TIMEOUT_MS, () => {
         if (p.reqs.get(value.id) !== req) return
-        p.guess = p.rng.pick(ids)
+        p.guess = p.rng.pick(allIds)
         send(value)
       })
     }
@@ -294,7 +337,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
         if (++p.acked >= perProducer) { p.done = true; return }
         sched.after(p.rng.int(0, 20), fill)
       } else {
-        p.guess = m.leader ?? p.rng.pick(ids)
+        p.guess = m.leader ?? p.rng.pick(allIds)
         p.reqs.set(m.id, -1)
         sched.after(p.rng.int(5, 40), () => { if (p.reqs.get(m.id) === -1) send({ id: m.id, producer: p.id, seq }) })
       }
@@ -306,12 +349,12 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
   const poll = (): void => {
     const req = ++consumer.req
     net.send(consumer.id, consumer.guess, { type: 'fetch', req, group: GROUP, max: 64 })
-    sched.after(CLIENT_TIMEOUT_MS, () => { if (consumer.req === req) { consumer.guess = consumer.rng.pick(ids); poll() } })
+    sched.after(CLIENT_TIMEOUT_MS, () => { if (consumer.req === req) { consumer.guess = consumer.rng.pick(allIds); poll() } })
   }
   net.attach(consumer.id, (from, m) => {
     if (m.type !== 'fetch-reply' || m.req !== consumer.req) return
     consumer.req++
-    if (!m.ok) { consumer.guess = m.leader ?? consumer.rng.pick(ids); sched.after(20, poll); return }
+    if (!m.ok) { consumer.guess = m.leader ?? consumer.rng.pick(allIds); sched.after(20, poll); return }
     m.ids.forEach(id => consumer.received.set(id, (consumer.received.get(id) ?? 0) + 1))
     if (m.ids.length > 0) net.send(consumer.id, from, { type: 'commit-offset', group: GROUP, upTo: m.from + m.ids.length })
     sched.after(m.ids.length > 0 ? 1 : 50, poll)
@@ -322,10 +365,10 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
 
   const live = (): SimNode[] => [...nodes.values()].filter(x => x.up)
   const fault = (what: string): void => { faultLog.push(`${sched.now} ${what}`); trace(`${sched.now} fault: ${what}`) }
-  const damagedCount = (): number => [...nodes.values()].filter(x => x.damaged || x.replica?.repairing === true).length
+  const damagedCount = (): number => [...nodes.values()].filter(x => x.member && (x.damaged || x.replica?.repairing === true)).length
 
   function restart (node: SimNode, mayDamage: boolean): void {
-    if (node.up) return
+    if (node.up || !node.member) return
     if (mayDamage && faultRng.chance(0.3) && damagedCount() < f && node.disk.length > 0) {
       if (faultRng.chance(0.5)) {
         const at = faultRng.int(Math.max(0, node.disk.length - 30), node.disk.length - 1)
@@ -342,9 +385,73 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
     fault(`${node.id} restarted`)
   }
 
+  /**
+   * The live leader that none of its voters has seen a newer epoch than: the one whose membership counts. A leader
+   * cut off in an older epoch may still believe in a membership a newer one replaced (and the newer leader's majority
+   * overlaps its voters), so it is never asked. A removed replica campaigning on its own does not count.
+   */
+  const currentLeader = (): PartitionReplica<SimValue> | undefined =>
+    live().map(x => x.replica!).find(r => r.role === 'leader' && r.voters.every(v => nodes.get(v)!.epochSeen <= r.epoch))
+
+  /** A replica set change or a leadership transfer, through the current leader, when it takes one. */
+  function reconfigureOnce (): void {
+    const leader = currentLeader()
+    if (leader === undefined) return
+    const leaderNode = nodes.get(leader.id)!
+    const kind = reconfigRng.int(0, 2)
+    if (kind === 0) {
+      // Add: a spare starts empty as a learner; the leader promotes it once it caught up.
+      const spare = reconfigRng.pick([...nodes.values()].filter(x => !x.member && !x.up))
+      if (spare === undefined || !leader.changeable) return
+      leader.addReplica(spare.id, sched.now)
+      spare.member = true
+      spare.damaged = false
+      spare.epochSeen = 0
+      spare.disk = new SimDisk<SimValue>(sched, diskRng.fork())
+      spare.initial = { voters: [...leader.voters], learners: [...leader.learners] }
+      start(spare)
+      added++
+      fault(`${spare.id} added as a learner by ${leader.id} (voters ${leader.voters.join(',')})`)
+      flush(leaderNode)
+    } else if (kind === 1) {
+      // Remove: never below the first replica set's size in voters, so the disk-damage bound f stays right.
+      const choices = leader.replicas.filter(id => id !== leader.id && (leader.learners.includes(id) || leader.voters.length > n))
+      const victim = reconfigRng.pick(choices)
+      if (victim === undefined || !leader.changeable) return
+      leader.removeReplica(victim, sched.now)
+      fault(`${victim} being removed by ${leader.id}`)
+      flush(leaderNode)
+    } else {
+      const to = reconfigRng.pick(leader.voters.filter(id => id !== leader.id))
+      if (to === undefined) return
+      leader.transferLeadership(to, sched.now)
+      transfers++
+      transferAsked = { to, epoch: leader.epoch }
+      fault(`${leader.id} transfers the leadership to ${to}`)
+      flush(leaderNode)
+    }
+  }
+
+  /** A replica outside the current leader's committed membership is stopped and its copy dropped. */
+  function dropRemoved (): void {
+    const leader = currentLeader()
+    if (leader === undefined || !leader.configCommitted) return
+    for (const x of nodes.values()) {
+      if (!x.member || leader.replicas.includes(x.id)) continue
+      if (x.up) crash(x)
+      x.member = false
+      x.damaged = false
+      x.epochSeen = 0
+      x.disk = new SimDisk<SimValue>(sched, diskRng.fork())
+      removed++
+      fault(`${x.id} removed (membership v${leader.membership.version} committed by ${leader.id}): stopped, copy dropped`)
+    }
+  }
+
   function injectFault (): void {
     if (sched.now >= faultMs) return
     const kind = faultRng.int(0, 10)
+    if (reconfigure && reconfigRng.chance(0.25)) reconfigureOnce()
     if (kind === 10) {
       // Power loss: several nodes die at the same instant, each losing whatever its disk had not synced.
       const victims = faultRng.shuffle(live()).slice(0, faultRng.int(f + 1, n))
@@ -366,7 +473,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
         sched.after(faultRng.int(50, 1500), () => { if (sched.now < faultMs) restart(leader, true) })
       }
     } else if (kind <= 5) {
-      const shuffled = faultRng.shuffle([...ids])
+      const shuffled = faultRng.shuffle([...allIds])
       const cut = faultRng.int(1, n - 1)
       const groups = [shuffled.slice(0, cut), shuffled.slice(cut)]
       net.partition(groups)
@@ -375,7 +482,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
     } else if (kind === 6) {
       const leader = live().find(x => x.replica!.role === 'leader')
       if (leader !== undefined) {
-        net.partition([[leader.id], ids.filter(id => id !== leader.id)])
+        net.partition([[leader.id], allIds.filter(id => id !== leader.id)])
         fault(`leader ${leader.id} isolated`)
         sched.after(faultRng.int(100, 2500), () => { net.heal(); fault('partition healed') })
       }
@@ -387,12 +494,13 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
     sched.after(faultRng.int(100, 1200), injectFault)
   }
 
-  for (const node of nodes.values()) start(node)
+  for (const node of nodes.values()) if (node.member) start(node)
   if (withFaults) sched.after(faultRng.int(50, 500), injectFault)
 
   // Keep the disk-damage bookkeeping in step with what the replicas say about themselves.
   const sweep = (): void => {
     for (const x of nodes.values()) if (x.up && x.damaged && !x.replica!.repairing && x.replica!.end > 0) x.damaged = false
+    dropRemoved()
     sched.after(50, sweep)
   }
   sched.after(50, sweep)
@@ -408,9 +516,14 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
   let settledAt = -1
   const converged = (): boolean => {
     if (!producers.every(p => p.done)) return false
-    const rs = [...nodes.values()].map(x => x.replica!)
+    const members = [...nodes.values()].filter(x => x.member)
+    if (!members.every(x => x.up)) return false
+    const rs = members.map(x => x.replica!)
     const leader = rs.find(r => r.role === 'leader')
     if (leader === undefined) return false
+    // The replica set settled too: no learner left, its membership committed, every member holding that membership.
+    if (leader.learners.length > 0 || !leader.configCommitted || leader.replicas.length !== members.length) return false
+    if (!rs.every(r => r.membership.epoch === leader.membership.epoch && r.membership.version === leader.membership.version)) return false
     if (!rs.every(r => r.end === leader.end && r.commit === leader.end)) return false
     if ((leader.groups[GROUP] ?? 0) !== leader.end) return false
     return true
@@ -421,7 +534,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
 
   // ---- final invariants ------------------------------------------------------------------------
 
-  const rs = [...nodes.values()].map(x => x.replica!)
+  const rs = [...nodes.values()].filter(x => x.member && x.up).map(x => x.replica!)
   if (settledAt < 0) {
     const state = rs.map(r => `${r.id}:${r.role}@${r.epoch} end=${r.end} commit=${r.commit}${r.repairing ? ' repairing' : ''}`).join('; ')
     const unfinished = producers.filter(p => !p.done).map(p => `${p.id}@${p.acked}`).join(',')
@@ -464,5 +577,10 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
     virtualMs: sched.now,
     settledInMs: settledAt < 0 ? settleMs : settledAt - faultMs,
     installs,
+    added,
+    promoted,
+    removed,
+    transfers,
+    transferred,
   }
 }

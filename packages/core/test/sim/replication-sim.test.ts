@@ -1,5 +1,5 @@
-// 500+ seeded fault schedules of one replicated partition in the deterministic simulator, invariants checked in each.
-// A failing seed prints the command that replays it; GEM_SIM_SEED=N runs just that seed, GEM_SIM_SCHEDULES=N sets the count.
+// 500+ seeded fault schedules of one replicated partition, replica moves and leadership transfers included, invariants
+// checked in each. A failing seed prints its replay command; GEM_SIM_SEED=N runs one seed, GEM_SIM_SCHEDULES=N sets the count.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { runReplicationSim } from '../../src/sim/replication-sim.ts'
@@ -25,6 +25,7 @@ test(`${seeds.length} fault schedules: no acknowledged message lost, one copy ea
   let acked = 0
   let worstSettle = 0
   let installs = 0
+  const moves = { added: 0, promoted: 0, removed: 0, transfers: 0, transferred: 0 }
   for (const seed of seeds) {
     const r = runReplicationSim({ seed })
     faults += r.faults.length
@@ -33,12 +34,15 @@ test(`${seeds.length} fault schedules: no acknowledged message lost, one copy ea
     acked += r.acked
     worstSettle = Math.max(worstSettle, r.settledInMs)
     installs += r.installs
+    for (const k of Object.keys(moves) as Array<keyof typeof moves>) moves[k] += r[k]
     if (r.violations.length > 0) failed.push(`seed ${seed} (${r.nodes} nodes): ${r.violations.join('; ')}\n  replay: ${replay(seed)}`)
   }
   // Diagnostics, not assertions: what the schedules exercised.
   console.log(`sim: ${seeds.length} schedules, ${faults} faults (${damaged} disk damages), ${elections} elections, ${installs} snapshot installs, ${acked} acknowledged publishes, slowest convergence ${worstSettle} virtual ms after the faults`)
+  console.log(`sim: replica moves: ${moves.added} added as learners, ${moves.promoted} promoted to voters, ${moves.removed} removed and dropped; ${moves.transfers} leadership transfers asked, ${moves.transferred} completed`)
   assert.ok(seeds.length === 1 || damaged > 0, 'the schedules must include disk damage')
   assert.ok(seeds.length === 1 || installs > 0, 'the schedules must include replicas rebuilt by snapshot installs')
+  assert.ok(seeds.length === 1 || (moves.promoted > 0 && moves.removed > 0 && moves.transferred > 0), 'the schedules must include replicas added, promoted and removed, and leadership transfers')
   assert.deepEqual(failed, [], failed.join('\n'))
 })
 
