@@ -6,7 +6,6 @@ export default defineConfig({
   root: import.meta.dirname,
   base: './',
   publicDir: false,
-  envFile: false,
   logLevel: 'warn',
   build: {
     outDir: 'dist',

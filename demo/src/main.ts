@@ -1,6 +1,6 @@
 // The dashboard page: finds its serving node, joins the mesh as a browser peer (window.gem), falls back to the
 // node's WebSocket gateway when it cannot, and wires the views to the mesh client and the cluster poller.
-import * as browser from '@gem-mesh/browser'
+import { createBrowserPeer } from '@gem-mesh/browser'
 import type { BrowserPeer } from '@gem-mesh/browser'
 import './style.css'
 import { ClusterPoller } from './cluster-poller.ts'
@@ -32,11 +32,17 @@ const section = (id: string): HTMLElement => document.getElementById(id)!
 const params = new URLSearchParams(location.search)
 const home = params.get('node') ?? location.origin
 
+/** One IndexedDB cache per tab that survives its reloads: two tabs must not share one peer's journal and outbox. */
+function cacheName (): string {
+  let tab = sessionStorage.getItem('gem-dashboard-tab')
+  if (tab === null) { tab = crypto.randomUUID().slice(0, 8); sessionStorage.setItem('gem-dashboard-tab', tab) }
+  return `gem-dashboard-${tab}`
+}
+
 async function connect (info: NodeInfo): Promise<{ client: MeshClient, note?: string }> {
-  const create = (browser as { createBrowserPeer?: typeof import('@gem-mesh/browser').createBrowserPeer }).createBrowserPeer
-  if (params.get('transport') !== 'gateway' && typeof create === 'function') {
+  if (params.get('transport') !== 'gateway') {
     try {
-      const peer = await create({ bootstrap: [home], storage: 'indexeddb', name: 'gem-dashboard' })
+      const peer = await createBrowserPeer({ bootstrap: [home], storage: 'indexeddb', name: cacheName() })
       window.gem = peer
       return { client: new BrowserPeerClient(peer) }
     } catch (err) {

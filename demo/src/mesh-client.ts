@@ -17,6 +17,8 @@ export interface TailMessage {
   text: string
   /** Milliseconds since the epoch. */
   timestamp: number
+  /** How it reached this page, when the client knows (e.g. 'browser · webrtc', 'server · websockets'). */
+  via?: string
 }
 
 export interface TailHandle {

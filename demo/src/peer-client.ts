@@ -7,21 +7,17 @@ export class BrowserPeerClient implements MeshClient {
   readonly kind = 'peer' as const
   private readonly peer: BrowserPeer
   private readonly listeners = new Set<() => void>()
-  private waiting = 0
-  private lastOnline: boolean
 
   constructor (peer: BrowserPeer) {
     this.peer = peer
-    this.lastOnline = peer.online
+    // Fires on connections, roles and `online` alike.
     peer.onPeersChange(() => this.changed())
-    // The contract has no online event: peers changing is when it flips, and a slow check catches the rest.
-    setInterval(() => { if (peer.online !== this.lastOnline) this.changed() }, 1_000)
   }
 
   get id (): string { return this.peer.id }
   get online (): boolean { return this.peer.online }
-  /** Publishes started while offline that the mesh has not acknowledged yet (the peer holds them). */
-  get queued (): number { return this.waiting }
+  /** Publishes the peer holds in its outbox until a server node acknowledges them. */
+  get queued (): number { return this.peer.stats().queuedPublishes }
 
   peers (): PeerLink[] {
     return this.peer.peers()
@@ -34,19 +30,24 @@ export class BrowserPeerClient implements MeshClient {
 
   tail (topic: string, onMessage: Parameters<MeshClient['tail']>[1]): TailHandle {
     const sub = this.peer.subscribe(topic, msg => {
-      onMessage({ id: msg.id, topic: msg.topic, partition: msg.partition, offset: msg.offset, text: msg.text(), timestamp: msg.timestamp })
+      const path = this.peer.deliveryPath(msg)
+      onMessage({
+        id: msg.id, topic: msg.topic, partition: msg.partition, offset: msg.offset, text: msg.text(), timestamp: msg.timestamp,
+        ...(path === undefined ? {} : { via: `${path.via}${path.transport === undefined ? '' : ` · ${path.transport}`}` }),
+      })
     }, { from: 'latest' })
     return { ready: sub.ready, close: () => sub.close() }
   }
 
   async publish (topic: string, payload: string): Promise<PublishAck> {
-    const queued = !this.peer.online
-    if (queued) { this.waiting++; this.changed() }
+    const pending = this.peer.publish(topic, payload)
+    // A publish made offline sits in the outbox: show the queue now, and again once it drained.
+    this.changed()
     try {
-      const r = await this.peer.publish(topic, payload)
+      const r = await pending
       return { id: r.id, partition: r.partition, offset: r.offset }
     } finally {
-      if (queued) { this.waiting--; this.changed() }
+      this.changed()
     }
   }
 
@@ -55,7 +56,6 @@ export class BrowserPeerClient implements MeshClient {
   }
 
   private changed (): void {
-    this.lastOnline = this.peer.online
     for (const fn of this.listeners) fn()
   }
 }

@@ -65,6 +65,7 @@ export class LiveTailView {
     this.list.prepend(el('li', { 'data-testid': 'tail-message', 'data-offset': m.offset },
       el('span', { class: 'where' }, `p${m.partition}@${m.offset}`),
       el('span', { class: 'when' }, time),
+      el('span', { class: 'via', 'data-testid': 'tail-via' }, m.via ?? ''),
       el('code', { class: 'payload' }, m.text.length > 300 ? m.text.slice(0, 300) + '…' : m.text)))
     while (this.list.children.length > MAX_ROWS) this.list.lastElementChild!.remove()
   }

@@ -53,7 +53,7 @@ export class MeshGraphView {
       this.shape = shape
       this.sim.nodes([...this.byKey.values()])
       this.sim.force('link', forceLink<SimNode, SimLink>(this.links).id(n => n.data.key)
-        .distance(l => l.data.kind === 'tcp' ? 150 : 120).strength(l => l.data.kind === 'tcp' ? 0.6 : 0.4))
+        .distance(l => l.data.kind === 'tcp' ? 200 : 150).strength(l => l.data.kind === 'tcp' ? 0.6 : 0.4))
       this.sim.alpha(0.9).restart()
     } else {
       // Resolve link ends to the simulation's nodes so that they can be drawn without re-running the layout.

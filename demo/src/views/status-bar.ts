@@ -8,7 +8,7 @@ export class StatusBarView {
   private readonly container: HTMLElement
   private readonly client: MeshClient
   private snapshot: MeshSnapshot | undefined
-  private note: string | undefined
+  private readonly note: string | undefined
 
   constructor (container: HTMLElement, client: MeshClient, note?: string) {
     this.container = container

@@ -3,6 +3,8 @@
 import uPlot from 'uplot'
 import 'uplot/dist/uPlot.min.css'
 
+const MIN_SPAN_S = 60
+
 export interface SeriesSpec {
   label: string
   color: string
@@ -38,7 +40,10 @@ export class TimeChart {
       height: this.height,
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(max, 1e-9) * 1.15] } },
+      scales: {
+        // At least a minute wide: a chart that just started would otherwise label quarter seconds.
+        x: { time: true, range: (_u, min, max) => [Math.min(min, max - MIN_SPAN_S), max] },
+        y: { range: (_u, _min, max) => [0, Math.max(max, 1e-9) * 1.15] } },
       axes: [axis, { ...axis, label: this.yLabel, size: 56, values: (_u, ticks) => ticks.map(this.format) }],
       series: [{}, ...series.map(s => ({ label: s.label, stroke: s.color, width: 2, dash: s.dash, spanGaps: false, points: { show: false }, value: (_u: uPlot, v: number | null) => v === null ? '–' : this.format(v) }))],
     }, data, this.container)

@@ -30,7 +30,7 @@ export class TopicsView {
           const tr = el('tr', { class: 'clickable', title: 'tail this topic', 'data-topic': t.name },
             el('td', {}, t.name),
             el('td', { class: 'num' }, String(t.partitions)),
-            el('td', { class: 'num' }, t.messages.toLocaleString()),
+            el('td', { class: 'num', 'data-testid': 'topic-messages' }, t.messages.toLocaleString()),
             el('td', { class: 'num' }, rate(t.rate)),
             el('td', { class: `num${t.backlog > 0 ? ' warn' : ''}` }, t.groups === 0 ? '–' : `${t.backlog.toLocaleString()} (${t.groups} group${t.groups === 1 ? '' : 's'})`))
           tr.addEventListener('click', () => this.onPick(t.name))
