@@ -451,7 +451,8 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
   function injectFault (): void {
     if (sched.now >= faultMs) return
     const kind = faultRng.int(0, 10)
-    if (reconfigure && reconfigRng.chance(0.25)) reconfigureOnce()
+    // Sometimes several in a row: all but the first must wait for the one before to commit (one change at a time).
+    if (reconfigure && reconfigRng.chance(0.3)) for (let i = reconfigRng.int(1, 3); i > 0; i--) reconfigureOnce()
     if (kind === 10) {
       // Power loss: several nodes die at the same instant, each losing whatever its disk had not synced.
       const victims = faultRng.shuffle(live()).slice(0, faultRng.int(f + 1, n))
