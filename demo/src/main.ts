@@ -7,7 +7,7 @@ import { ClusterPoller } from './cluster-poller.ts'
 import { MeshHistory } from './history.ts'
 import type { MeshClient } from './mesh-client.ts'
 import { meshGraph } from './mesh-graph-model.ts'
-import { fetchInfo } from './node-api.ts'
+import { fetchCluster, fetchInfo } from './node-api.ts'
 import { BrowserPeerClient } from './peer-client.ts'
 import { LiveTailView } from './views/live-tail.ts'
 import { LoadView } from './views/load-view.ts'
@@ -42,7 +42,10 @@ function cacheName (): string {
 async function connect (info: NodeInfo): Promise<{ client: MeshClient, note?: string }> {
   if (params.get('transport') !== 'gateway') {
     try {
-      const peer = await createBrowserPeer({ bootstrap: [home], storage: 'indexeddb', name: cacheName() })
+      // Every server node the serving node knows, so that the peer can fail over from the first moment.
+      const cluster = await fetchCluster(home).catch(() => undefined)
+      const others = (cluster?.nodes ?? []).flatMap(n => n.role === 'server' && n.state === 'alive' && n.http_url !== null && n.http_url !== info.http_url ? [n.http_url] : [])
+      const peer = await createBrowserPeer({ bootstrap: [home, ...others], storage: 'indexeddb', name: cacheName() })
       window.gem = peer
       return { client: new BrowserPeerClient(peer) }
     } catch (err) {
@@ -66,7 +69,7 @@ async function main (): Promise<void> {
   const history = new MeshHistory()
   const poller = new ClusterPoller(home)
 
-  const redrawGraph = (): void => graph.update(meshGraph(poller.snapshot?.cluster, client.id, client.peers()))
+  const redrawGraph = (): void => graph.update(meshGraph(poller.snapshot?.cluster, client.id, client.peers(), client.server))
   client.onChange(redrawGraph)
   poller.onSnapshot(s => {
     history.add(s)

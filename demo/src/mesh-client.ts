@@ -38,6 +38,8 @@ export interface MeshClient {
   readonly online: boolean
   /** Publishes accepted while offline and not yet acknowledged. */
   readonly queued: number
+  /** The server node (peer id) this page's requests go to now, if any. */
+  readonly server: string | undefined
   peers(): PeerLink[]
   /** Called on any change of peers, online state or queue length; returns the unsubscribe. */
   onChange(fn: () => void): () => void

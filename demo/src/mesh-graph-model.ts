@@ -21,6 +21,8 @@ export interface GraphLink {
   kind: LinkKind
   /** Every transport the connection uses, for the tooltip. */
   transports: string[]
+  /** The link this page's requests and deliveries from servers go over. */
+  attached?: boolean
 }
 
 export interface MeshGraph { nodes: GraphNode[], links: GraphLink[] }
@@ -28,7 +30,7 @@ export interface MeshGraph { nodes: GraphNode[], links: GraphLink[] }
 /** When one peer is reached over several transports, the link is drawn as the most direct one. */
 const PREFERENCE: LinkTransport[] = ['webrtc', 'webrtc-direct', 'websockets', 'relayed']
 
-export function meshGraph (cluster: ClusterView | undefined, selfId: string, peers: PeerLink[]): MeshGraph {
+export function meshGraph (cluster: ClusterView | undefined, selfId: string, peers: PeerLink[], attachedTo?: string): MeshGraph {
   const nodes = new Map<string, GraphNode>()
   nodes.set(selfId, { key: selfId, label: 'this dashboard', kind: 'self', state: 'alive', load: null })
   for (const n of cluster?.nodes ?? []) {
@@ -44,7 +46,7 @@ export function meshGraph (cluster: ClusterView | undefined, selfId: string, pee
   for (const p of peers) {
     if (!nodes.has(p.id)) nodes.set(p.id, { key: p.id, label: p.id, kind: p.role, state: 'connected', load: null })
     const kind = PREFERENCE.find(t => p.transports.includes(t)) ?? 'relayed'
-    links.push({ source: selfId, target: p.id, kind, transports: p.transports })
+    links.push({ source: selfId, target: p.id, kind, transports: p.transports, ...(p.id === attachedTo ? { attached: true } : {}) })
   }
   return { nodes: [...nodes.values()], links }
 }

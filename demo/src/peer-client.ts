@@ -16,6 +16,7 @@ export class BrowserPeerClient implements MeshClient {
 
   get id (): string { return this.peer.id }
   get online (): boolean { return this.peer.online }
+  get server (): string | undefined { return this.peer.server }
   /** Publishes the peer holds in its outbox until a server node acknowledges them. */
   get queued (): number { return this.peer.stats().queuedPublishes }
 

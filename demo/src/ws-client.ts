@@ -40,6 +40,7 @@ export class WsGatewayClient implements MeshClient {
   }
 
   get online (): boolean { return this.ws?.readyState === WebSocket.OPEN }
+  get server (): string | undefined { return this.online ? this.serverId : undefined }
   get queued (): number { return this.outbox.length }
 
   peers (): PeerLink[] {

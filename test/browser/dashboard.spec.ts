@@ -121,3 +121,40 @@ test('bad publish-form input shows its error code and the page keeps working', a
   for (const n of nodes) expect((await api(n.url, 'GET', '/health')).status).toBe(200)
   expect(pageErrors.join('\n')).toBe('')
 })
+
+test('a server node SIGKILLed: the dashboard marks it down, reads the cluster from a survivor and keeps tailing', async () => {
+  const p = page!
+  const shown = await p.getByTestId('tail-message').count()
+  await nodes[0].kill()
+  const survivors = nodes.slice(1)
+  await expect(p.locator(`[data-testid=graph-node][data-node-id="${ids[0]}"]`)).not.toHaveAttribute('data-state', 'alive', { timeout: 60_000 })
+  const fromSurvivor = new RegExp(`cluster view from (${survivors.map(n => new URL(n.url).host.replaceAll('.', '\\.')).join('|')})`)
+  await expect(p.getByTestId('status')).toHaveText(fromSurvivor)
+  for (const id of ids.slice(1)) await expect(p.locator(`[data-testid=graph-node][data-node-id="${id}"]`)).toHaveAttribute('data-state', 'alive')
+
+  // Partitions led by the dead node get new leaders first: retry a publish the mesh refuses meanwhile.
+  const payload = 'published after the failover'
+  await expect.poll(async () => (await api(survivors[0].url, 'POST', `/topics/${TOPIC}/messages`, { payload, id: 'after-failover' })).status, { timeout: 60_000 }).toBeLessThan(300)
+  await expect(p.getByTestId('tail')).toContainText(payload, { timeout: 60_000 })
+  expect(await p.getByTestId('tail-message').count()).toBe(shown + 1)
+})
+
+test('offline: with every node down the page keeps its last view, says so and queues a publish', async ({}, testInfo) => {
+  const p = page!
+  const shown = await p.getByTestId('tail-message').count()
+  for (const n of nodes) await n.kill()
+  await expect(p.getByTestId('online')).toHaveText('offline', { timeout: 60_000 })
+  await expect(p.getByTestId('status')).toContainText('no node answers')
+  for (const id of ids) await expect(p.getByTestId('mesh-graph')).toContainText(id)
+  await expect(p.getByTestId('tail-message')).toHaveCount(shown)
+
+  await p.getByTestId('publish-topic').fill(TOPIC)
+  await p.getByTestId('publish-payload').fill('written while offline')
+  await p.getByTestId('publish-send').click()
+  await expect(p.getByTestId('publish-result')).toContainText('queued')
+  await expect(p.getByTestId('queued')).toHaveText('1 queued')
+  const shot = testInfo.outputPath('dashboard-offline.png')
+  await p.screenshot({ path: shot, fullPage: true })
+  await testInfo.attach('dashboard offline', { path: shot, contentType: 'image/png' })
+  expect(pageErrors.join('\n')).toBe('')
+})

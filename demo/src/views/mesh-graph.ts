@@ -65,8 +65,8 @@ export class MeshGraphView {
   private draw (): void {
     replaceChildren(this.linkLayer, ...this.links.map(l => {
       const style = LINK_STYLE[l.data.kind]
-      return svg('line', { class: `link link-${l.data.kind}`, stroke: style.color, 'stroke-dasharray': style.dash, 'data-kind': l.data.kind },
-        svg('title', {}, l.data.transports.join(' + ')))
+      return svg('line', { class: `link link-${l.data.kind}${l.data.attached === true ? ' attached' : ''}`, stroke: style.color, 'stroke-dasharray': style.dash, 'data-kind': l.data.kind },
+        svg('title', {}, l.data.transports.join(' + ') + (l.data.attached === true ? ' (attached: requests go here)' : '')))
     }))
     replaceChildren(this.nodeLayer, ...[...this.byKey.values()].map(n => nodeGlyph(n.data)))
   }
@@ -96,7 +96,7 @@ function clamp (v: number | undefined, limit: number): number {
 function nodeGlyph (n: GraphNode): SVGGElement {
   const down = n.state !== 'alive' && n.state !== 'connected'
   if (n.kind === 'server') {
-    return svg('g', { class: `node server state-${n.state}`, 'data-testid': 'graph-node', 'data-node-id': n.nodeId ?? n.key },
+    return svg('g', { class: `node server state-${n.state}`, 'data-testid': 'graph-node', 'data-node-id': n.nodeId ?? n.key, 'data-state': n.state },
       svg('circle', { r: 24, fill: down ? '#3a4252' : nodeColor(n.nodeId ?? n.key), 'fill-opacity': down ? 0.6 : 0.9 }),
       svg('text', { class: 'glyph', 'text-anchor': 'middle', dy: 5 }, '⬢'),
       svg('text', { class: 'label', 'text-anchor': 'middle', dy: 42 }, n.label),

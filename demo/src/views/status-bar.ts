@@ -23,6 +23,11 @@ export class StatusBarView {
     this.draw()
   }
 
+  /** A server's node id when the cluster view knows its peer id. */
+  private nodeName (peerId: string): string {
+    return this.snapshot?.cluster.nodes.find(n => n.peer_id === peerId)?.id ?? shortId(peerId)
+  }
+
   private draw (): void {
     const c = this.client
     const s = this.snapshot
@@ -34,6 +39,7 @@ export class StatusBarView {
       el('span', { class: `pill ${c.online ? 'ok' : 'bad'}`, 'data-testid': 'online' }, c.online ? 'online' : 'offline'),
       el('span', { class: 'pill' }, c.kind === 'peer' ? 'mesh peer' : 'gateway /ws'),
       el('span', { title: c.id }, shortId(c.id)),
+      c.server === undefined ? null : el('span', { class: 'muted', 'data-testid': 'attached' }, `via ${this.nodeName(c.server)}`),
       c.queued > 0 ? el('span', { class: 'pill warn', 'data-testid': 'queued' }, `${c.queued} queued`) : null,
       el('span', { class: s?.fresh === false ? 'warn' : 'muted' }, view),
       this.note === undefined ? null : el('span', { class: 'warn', title: this.note }, this.note))
