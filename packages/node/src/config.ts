@@ -66,7 +66,29 @@ export const GemConfigSchema = z.strictObject({
       .describe('Default retention: oldest segments are deleted while a partition holds more (bytes); 0 = no limit.'),
   }).prefault({}),
   segmentBytes: z.int().min(4096).default(64 * MiB)
-    .describe('A log segment rolls when it would grow past this (bytes).'),
+    .describe('A log segment rolls when it would grow past this (bytes). A sealed segment is what goes to S3, as one object.'),
+  segmentMaxAgeMs: nonNegativeInt().default(3_600_000)
+    .describe('A log segment also rolls (and so becomes eligible for S3) once its first record is this old (ms); 0 = by size only.'),
+  hotBytes: nonNegativeInt().default(8 * MiB)
+    .describe('Recent records kept in memory per partition, served without touching storage (bytes).'),
+  localBytes: nonNegativeInt().default(1024 * MiB)
+    .describe('Budget of log segment bytes on local disk: segments already in S3 are evicted to stay under it; when segments not yet in S3 fill it, publishes fail with STORAGE_FULL. 0 = no budget.'),
+  coldCacheBytes: nonNegativeInt().default(32 * MiB)
+    .describe('Memory for recent reads from S3, so sequential cold readers do not fetch per request (bytes).'),
+  s3: z.enum(['auto', 'embedded', 'none']).default('auto')
+    .describe('auto: the S3 given by s3Endpoint/s3Bucket, or else the embedded stand-in (fauxqs on 127.0.0.1, objects under <dataDir>/s3). none: no cold tier; segments stay local.'),
+  s3Endpoint: z.string().default('')
+    .describe('S3-compatible endpoint URL; empty with s3Bucket set means AWS itself.'),
+  s3Bucket: z.string().default('')
+    .describe('Bucket for offloaded segments (default `gem`); created if missing when an endpoint is given.'),
+  s3Region: z.string().min(1).default('us-east-1')
+    .describe('S3 region.'),
+  s3Prefix: z.string().default('')
+    .describe('Key prefix of this node\'s objects; empty = `gem/<node id>`. One node per prefix.'),
+  s3AccessKeyId: z.string().default('')
+    .describe('S3 access key; empty = the standard AWS credential chain (AWS_ACCESS_KEY_ID, shared config, instance role).'),
+  s3SecretAccessKey: z.string().default('')
+    .describe('S3 secret key, with s3AccessKeyId.'),
   logLevel: z.enum(LOG_LEVELS).default('info')
     .describe('pino log level.'),
 })
@@ -242,6 +264,13 @@ export function loadConfigWithSources (opts: LoadConfigOptions = {}): LoadedConf
     const source = sources[field]!
     throw new ConfigError(field, source,
       `invalid ${field} from ${describeSource(source)}: consumer.backoffMs (${backoffMs}) must not exceed consumer.maxBackoffMs (${maxBackoffMs})`)
+  }
+  if (config.localBytes > 0 && config.localBytes < 2 * config.segmentBytes) {
+    // The open segment always stays local, and a sealed one waits there for its upload: the budget must hold two.
+    const field = sources.localBytes!.kind === 'default' ? 'segmentBytes' : 'localBytes'
+    const source = sources[field]!
+    throw new ConfigError(field, source,
+      `invalid ${field} from ${describeSource(source)}: localBytes (${config.localBytes}) must be 0 or at least twice segmentBytes (${config.segmentBytes})`)
   }
   config.dataDir = resolve(cwd, config.dataDir)
   return { config, sources, ...(file !== undefined ? { file } : {}) }

@@ -12,6 +12,7 @@ import { componentLogger, createLogger } from './logger.ts'
 import type { Logger } from './logger.ts'
 import { createMetrics } from './metrics.ts'
 import { openLevelTier } from './storage/leveldb-tier.ts'
+import { openNodeStorage } from './storage/node-storage.ts'
 import { startNodeMeshHost } from './mesh/node-host.ts'
 import { ClientService, MembershipService, MeshBroker, PeerDirectory, ReplicationService, TierReplicaStore } from '@gem-mesh/core/mesh'
 import { startLoadSampler } from './mesh/load-sampler.ts'
@@ -80,10 +81,14 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
   }
 
   try {
-    const tier = await openTier(join(dataDir, 'log'), config.durability)
-    undo.push(() => tier.close())
+    const levelTier = await openTier(join(dataDir, 'log'), config.durability)
+    undo.push(() => levelTier.close())
 
     const metrics = createMetrics()
+    // The applied log goes through the tier chain: memory (the broker's hot tail), LevelDB, then S3 for sealed segments.
+    const storage = await openNodeStorage({ config, nodeId, local: levelTier, logger: componentLogger(log, 'storage'), registry: metrics.registry })
+    undo.push(() => storage.close())
+    const tier = storage.tier
     const brokerLog = componentLogger(log, 'broker')
     // Delegates by call (not by spreading) so an observer with prototype methods keeps working.
     const m: BrokerObserver = metrics.observer
@@ -112,6 +117,8 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       consumerDefaults: { ...config.consumer },
       retentionDefaults: { ...config.retention },
       segmentBytes: config.segmentBytes,
+      segmentMaxAgeMs: config.segmentMaxAgeMs,
+      hotBytesPerPartition: config.hotBytes,
     })
     undo.push(() => broker.close())
     const untrack = metrics.trackGroups(broker) as unknown
@@ -194,6 +201,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         nodeId,
         version: VERSION,
         dataDir,
+        storage: () => ({ ...tier.status(), ...(storage.cold !== undefined ? { cold: storage.cold } : {}) }),
         ...(mesh !== undefined && directory !== undefined && meshBroker !== undefined
           ? { mesh: { peerId: mesh.localPeerId, multiaddrs: () => mesh.multiaddrs(), peers: () => directory.peers(), members: () => members(), topics: () => meshBroker.definitions(), replicas: () => meshBroker.replicaViews() } }
           : {}),

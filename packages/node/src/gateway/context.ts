@@ -50,6 +50,8 @@ export interface GatewayNodeInfo {
   nodeId: string
   version: string
   dataDir: string
+  /** The tier chain's state (local bytes and budget, remote tier ok or degraded, offload backlog), for /health. */
+  storage?(): { remote: { state: string } } & Record<string, unknown>
   mesh?: {
     peerId: string
     multiaddrs(): string[]

@@ -48,13 +48,18 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
 
   // ---- node --------------------------------------------------------------------------------------
 
-  app.get('/health', () => json({
-    status: 'ok',
-    node_id: ctx.info.nodeId,
-    version: ctx.info.version,
-    uptime_s: uptime(ctx),
-    ts: isoNow(),
-  }))
+  app.get('/health', () => {
+    // Still 200 when the remote tier is degraded: the node serves every request; the status says what is wrong.
+    const storage = ctx.info.storage?.()
+    return json({
+      status: storage?.remote.state === 'degraded' ? 'degraded' : 'ok',
+      node_id: ctx.info.nodeId,
+      version: ctx.info.version,
+      uptime_s: uptime(ctx),
+      ...(storage !== undefined ? { storage } : {}),
+      ts: isoNow(),
+    })
+  })
 
   app.get('/info', () => json({
     node_id: ctx.info.nodeId,
