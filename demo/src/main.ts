@@ -74,6 +74,8 @@ async function main (): Promise<void> {
   poller.onSnapshot(s => {
     history.add(s)
     status.setSnapshot(s)
+    // The cluster cards show a remembered view while no node answers: dim them so that it reads as one.
+    document.body.classList.toggle('stale', !s.fresh)
     redrawGraph()
     ring.update(s.cluster)
     load.update(s.cluster, history)

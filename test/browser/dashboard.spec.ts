@@ -122,6 +122,33 @@ test('bad publish-form input shows its error code and the page keeps working', a
   expect(pageErrors.join('\n')).toBe('')
 })
 
+test('?transport=gateway: the tail and the form work over the node\'s WebSocket gateway instead of the peer', async ({ browser }) => {
+  const p = await browser.newPage()
+  try {
+    p.on('pageerror', err => { pageErrors.push(`gateway page: ${err.stack ?? err.message}`) })
+    await p.goto(`${nodes[1].url}/dashboard/?transport=gateway`)
+    await p.waitForFunction(() => (window as { dashboardReady?: boolean }).dashboardReady === true, null, { timeout: 60_000 })
+    await expect(p.getByTestId('status')).toContainText('gateway /ws')
+    expect(await p.evaluate(() => (window as { gem?: unknown }).gem === undefined)).toBe(true)
+    await p.getByTestId('tail-topic').fill(TOPIC)
+    await p.getByTestId('tail-start').click()
+    await expect(p.getByTestId('tail-state')).toContainText(`Following ${TOPIC}`)
+    expect((await api(nodes[2].url, 'POST', `/topics/${TOPIC}/messages`, { payload: 'to the gateway page' })).status).toBe(201)
+    await expect(p.getByTestId('tail')).toContainText('to the gateway page')
+    await p.getByTestId('publish-topic').fill(TOPIC)
+    await p.getByTestId('publish-payload').fill('from the gateway page')
+    await p.getByTestId('publish-send').click()
+    await expect(p.getByTestId('publish-result')).toContainText(`Stored in ${TOPIC}`)
+    await expect(p.getByTestId('tail')).toContainText('from the gateway page')
+    await p.getByTestId('publish-payload').fill('y'.repeat((await api(nodes[1].url, 'GET', '/info')).json.config.max_payload_bytes + 1))
+    await p.getByTestId('publish-send').click()
+    await expect(p.getByTestId('publish-result')).toContainText('PAYLOAD_TOO_LARGE')
+    await expect(p.getByTestId('online')).toHaveText('online')
+  } finally {
+    await p.close()
+  }
+})
+
 test('a server node SIGKILLed: the dashboard marks it down, reads the cluster from a survivor and keeps tailing', async () => {
   const p = page!
   const shown = await p.getByTestId('tail-message').count()
