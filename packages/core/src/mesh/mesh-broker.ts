@@ -32,6 +32,11 @@ export interface MeshTopic {
   createdAt: number
   /** Peer ids per partition, the preferred leader first. */
   replicas: string[][]
+  /**
+   * Per partition, the replica membership (leader epoch, version) that `replicas` shows once the partition has moved
+   * (partition-mover.ts); absent or null: the placement made at creation. A newer one replaces an older one anywhere.
+   */
+  placed?: Array<[number, number] | null>
   /** Set on a tombstone: the topic was deleted at this time. */
   deletedAt?: number
 }
@@ -192,6 +197,16 @@ export class MeshBroker implements BrokerApi {
 
   /** This node's replicas: role, leader, epoch, commit point. */
   replicaViews (): PartitionReplicaView[] { return this.service.views() }
+
+  /** A partition's replica set changed (this node leads it): record it and tell every peer. */
+  async updatePlacement (topic: string, partition: number, replicas: string[], epoch: number, version: number): Promise<void> {
+    const def = this.liveDef(topic)
+    if (def === undefined || partition >= def.partitions) return
+    const moved = withPlacement(def, partition, replicas, [epoch, version])
+    if (moved === undefined) return
+    await this.saveDef(moved)
+    await this.broadcast({ op: 'place', topic: moved })
+  }
 
   // ---- publish -------------------------------------------------------------------------------
 
@@ -430,6 +445,16 @@ export class MeshBroker implements BrokerApi {
     if (known !== undefined) {
       if (known.deletedAt !== undefined && known.deletedAt >= def.createdAt) return // deleted after this create
       if (known.deletedAt === undefined) {
+        if (known.createdAt === def.createdAt && known.partitions === def.partitions) {
+          // The same topic: take every partition whose replica set moved further than ours.
+          let merged: MeshTopic | undefined = known
+          for (let p = 0; p < def.partitions && merged !== undefined; p++) {
+            const at = def.placed?.[p]
+            if (at != null) merged = withPlacement(merged, p, def.replicas[p], at) ?? merged
+          }
+          if (merged !== known) await this.saveDef(merged)
+          return
+        }
         if (known.createdAt !== def.createdAt || JSON.stringify(known.replicas) !== JSON.stringify(def.replicas)) {
           this.onError('topic-conflict', new GemError('TOPIC_EXISTS', `topic ${def.name} was created on two nodes with different placements; keeping ours`))
         }
@@ -453,14 +478,14 @@ export class MeshBroker implements BrokerApi {
     let req: { op?: unknown, topic?: unknown }
     try { req = JSON.parse(td.decode(frame)) } catch { throw new GemError('BAD_REQUEST', 'topics request: not JSON') }
     if (req.op === 'list') return te.encode(JSON.stringify({ topics: [...this.topics.values()] }))
-    if ((req.op === 'create' || req.op === 'delete') && isMeshTopic(req.topic)) {
+    if ((req.op === 'create' || req.op === 'delete' || req.op === 'place') && isMeshTopic(req.topic)) {
       await this.install(req.topic)
       return te.encode('{}')
     }
-    throw new GemError('BAD_REQUEST', 'topics request: expected {op: list} or {op: create|delete, topic}')
+    throw new GemError('BAD_REQUEST', 'topics request: expected {op: list} or {op: create|delete|place, topic}')
   }
 
-  private async broadcast (req: { op: 'create' | 'delete', topic: MeshTopic }): Promise<void> {
+  private async broadcast (req: { op: 'create' | 'delete' | 'place', topic: MeshTopic }): Promise<void> {
     const frame = te.encode(JSON.stringify(req))
     // Best effort now; a peer that misses it learns the topic when it next connects (syncFrom).
     await Promise.all(this.transport.peers().map(p => this.transport.request(p, TOPICS_PROTOCOL, frame, { timeoutMs: 5_000 }).catch(err => this.onError('topic-broadcast', err))))
@@ -484,10 +509,22 @@ export class MeshBroker implements BrokerApi {
 
 function answer (a: PublishAnswer): Uint8Array { return te.encode(JSON.stringify(a)) }
 
+/** `def` with partition `p` placed on `replicas` as of membership `at`; undefined when `def` already shows that one or a newer one. */
+function withPlacement (def: MeshTopic, p: number, replicas: string[], at: [number, number]): MeshTopic | undefined {
+  const mine = def.placed?.[p]
+  if (mine != null && (mine[0] > at[0] || (mine[0] === at[0] && mine[1] >= at[1]))) return undefined
+  if (replicas.length === 0 || replicas.some(r => typeof r !== 'string')) return undefined
+  const placed = Array.from({ length: def.partitions }, (_, i) => def.placed?.[i] ?? null)
+  placed[p] = at
+  return { ...def, replicas: def.replicas.map((r, i) => (i === p ? [...replicas] : r)), placed }
+}
+
 function isMeshTopic (x: unknown): x is MeshTopic {
   const d = x as Partial<MeshTopic>
   return typeof d === 'object' && d !== null && typeof d.name === 'string' && Number.isInteger(d.partitions) && (d.partitions as number) >= 1 &&
     Number.isInteger(d.replication) && typeof d.createdAt === 'number' && typeof d.retention === 'object' && d.retention !== null &&
-    Array.isArray(d.replicas) && d.replicas.length === d.partitions && d.replicas.every(r => Array.isArray(r) && r.length >= 1 && r.every(id => typeof id === 'string'))
+    Array.isArray(d.replicas) && d.replicas.length === d.partitions && d.replicas.every(r => Array.isArray(r) && r.length >= 1 && r.every(id => typeof id === 'string')) &&
+    (d.placed === undefined || (Array.isArray(d.placed) && d.placed.length === d.partitions &&
+      d.placed.every(x => x === null || (Array.isArray(x) && x.length === 2 && x.every(n => Number.isSafeInteger(n) && n >= 0)))))
 }
 

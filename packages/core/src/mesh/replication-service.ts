@@ -7,7 +7,7 @@ import { decodeRecord, encodeRecord } from '../codec.ts'
 import { GemError, toGemError } from '../errors.ts'
 import type { GemRecord } from '../message.ts'
 import { PartitionReplica } from '../replication/replica.ts'
-import type { ReplicaConfig, Role } from '../replication/replica.ts'
+import type { InitialMembership, ReplicaConfig, Role } from '../replication/replica.ts'
 import { decodeReplicationFrame, encodeReplicationFrame } from '../replication/replica-codec.ts'
 import type { TierReplicaStore } from '../replication/replica-store.ts'
 import { streamId } from '../store/tier.ts'
@@ -48,6 +48,16 @@ export interface PartitionReplicaView {
   installs: number
   applied: number
   repairing: boolean
+  /** The replica set as this replica holds it (replicas = voters, then learners: joining replicas catching up). */
+  voters: string[]
+  learners: string[]
+  /** Leader only: its membership is committed (no change under way). */
+  membershipCommitted: boolean
+  /** Which membership that is: the epoch of the leader that wrote it and its version. */
+  membershipEpoch: number
+  membershipVersion: number
+  /** Leader only: a leadership transfer under way to this peer. */
+  transferringTo?: string
 }
 
 export interface ReplicationServiceOptions {
@@ -60,6 +70,8 @@ export interface ReplicationServiceOptions {
   onError?: (where: string, err: unknown) => void
   /** A replica of this node became leader or follower. */
   onRoleChange?: (view: PartitionReplicaView) => void
+  /** A replica's membership changed or, on the leader, committed. */
+  onMembershipChange?: (view: PartitionReplicaView) => void
   /**
    * Makes everything applied to the local broker so far durable (one synced write). Given, replica logs are compacted
    * once their entries are applied and held by every replica; absent, they are kept whole.
@@ -85,6 +97,10 @@ class Hosted {
   tailEpoch = -1
   /** Snapshot installs this replica completed (rebuilt from a leader's applied log). */
   installs = 0
+  /** The membership last reported to onMembershipChange. */
+  membershipSeen = ''
+  /** transferLeadership calls waiting for the outcome. */
+  transfers: Array<{ to: string, resolve: () => void, reject: (e: unknown) => void }> = []
 
   constructor (topic: string, partition: number, replica: PartitionReplica<Uint8Array>, applied: number) {
     this.topic = topic
@@ -104,6 +120,7 @@ export class ReplicationService {
   private readonly config: Partial<ReplicaConfig>
   private readonly onError: (where: string, err: unknown) => void
   private readonly onRoleChange: (view: PartitionReplicaView) => void
+  private readonly onMembershipChange: (view: PartitionReplicaView) => void
   private readonly syncApplied: (() => Promise<void>) | undefined
   private readonly hosted = new Map<string, Hosted>()
   private timer: unknown
@@ -119,6 +136,7 @@ export class ReplicationService {
     this.config = { ...MESH_REPLICA_CONFIG, ...options.replica }
     this.onError = options.onError ?? (() => {})
     this.onRoleChange = options.onRoleChange ?? (() => {})
+    this.onMembershipChange = options.onMembershipChange ?? (() => {})
     this.syncApplied = options.syncApplied
   }
 
@@ -136,8 +154,11 @@ export class ReplicationService {
     this.arm()
   }
 
-  /** Starts (or keeps) this node's replica of `topic/partition` among `replicas` (peer ids). */
-  async host (topic: string, partition: number, replicas: readonly string[]): Promise<void> {
+  /**
+   * Starts (or keeps) this node's replica of `topic/partition` among `replicas` (peer ids); a replica joining an
+   * existing partition passes the membership it joins, itself among the learners (see addReplica).
+   */
+  async host (topic: string, partition: number, replicas: readonly string[] | InitialMembership): Promise<void> {
     const stream = streamId(topic, partition)
     if (this.hosted.has(stream)) return
     const recovered = await this.store.recover(stream)
@@ -145,14 +166,15 @@ export class ReplicationService {
     // The ring lists the preferred leader first; it stands first, so leaderships spread as the placement balanced them.
     // Only for a new partition: a restarting replica must first hear from the leader it may already have.
     const fresh = recovered.meta.epoch === 0 && recovered.entries.length === 0
-    const config = replicas[0] === this.self && fresh ? { ...this.config, firstElectionMs: PREFERRED_FIRST_ELECTION_MS } : this.config
+    const preferred = Array.isArray(replicas) && (replicas as readonly string[])[0] === this.self
+    const config = preferred && fresh ? { ...this.config, firstElectionMs: PREFERRED_FIRST_ELECTION_MS } : this.config
     const replica = new PartitionReplica<Uint8Array>(this.self, replicas, recovered, this.clock.now(), this.random, config)
     const h = new Hosted(topic, partition, replica, applied)
     this.hosted.set(stream, h)
     this.after(h)
   }
 
-  /** Stops the replica; `drop` also deletes its replica log (the topic was deleted). */
+  /** Stops the replica; `drop` also deletes its replica log (the topic was deleted, or the replica moved away). */
   async unhost (topic: string, partition: number, drop: boolean): Promise<void> {
     const stream = streamId(topic, partition)
     const h = this.hosted.get(stream)
@@ -161,11 +183,52 @@ export class ReplicationService {
       h.closed = true
       const gone = new GemError('TOPIC_NOT_FOUND', `topic ${topic} was deleted`)
       for (const w of h.waiters.splice(0)) w.reject(gone)
+      for (const t of h.transfers.splice(0)) t.reject(gone)
     }
     if (drop) await this.store.drop(stream)
   }
 
   isHosted (topic: string, partition: number): boolean { return this.hosted.has(streamId(topic, partition)) }
+
+  /** Leader only: `peer` joins the replica set as a learner (it must host the partition as one) and is promoted once caught up. */
+  addReplica (topic: string, partition: number, peer: string): void {
+    const h = this.leaderHosted(topic, partition)
+    h.replica.addReplica(peer, this.clock.now())
+    this.after(h)
+  }
+
+  /** Leader only: `peer` leaves the replica set; once that commits (onMembershipChange) it may drop its copy. */
+  removeReplica (topic: string, partition: number, peer: string): void {
+    const h = this.leaderHosted(topic, partition)
+    h.replica.removeReplica(peer, this.clock.now())
+    this.after(h)
+  }
+
+  /**
+   * Leader only: hands the leadership of `topic/partition` to the voter `toPeer` (Raft's TimeoutNow). Publishes are
+   * refused (NOT_LEADER) meanwhile. Resolves once `toPeer` leads as far as this node knows; rejects with TIMEOUT when
+   * the transfer was abandoned (the target did not catch up or win within an election timeout), NOT_LEADER when
+   * another node took over, BAD_REQUEST when `toPeer` is not a voter.
+   */
+  transferLeadership (topic: string, partition: number, toPeer: string): Promise<void> {
+    let h: Hosted
+    try {
+      h = this.leaderHosted(topic, partition)
+      if (toPeer === this.self) return Promise.resolve()
+      h.replica.transferLeadership(toPeer, this.clock.now())
+    } catch (err) { return Promise.reject(err) }
+    return new Promise((resolve, reject) => {
+      h.transfers.push({ to: toPeer, resolve, reject })
+      this.after(h)
+    })
+  }
+
+  private leaderHosted (topic: string, partition: number): Hosted {
+    const h = this.hosted.get(streamId(topic, partition))
+    if (h === undefined || h.closed) throw new GemError('NOT_LEADER', `partition ${topic}/${partition} has no replica here`, { leader: null })
+    if (h.replica.role !== 'leader') throw new GemError('NOT_LEADER', `not the leader of ${topic}/${partition}`, { leader: h.replica.leader })
+    return h
+  }
 
   /** The leader as this node knows it (a peer id), or null during an election or when not hosted here. */
   leaderOf (topic: string, partition: number): string | null {
@@ -221,7 +284,10 @@ export class ReplicationService {
 
   private view (h: Hosted): PartitionReplicaView {
     const r = h.replica
-    return { topic: h.topic, partition: h.partition, replicas: [...r.replicas], role: r.role, leader: r.leader, epoch: r.epoch, commit: r.commit, end: r.end, start: r.start, installs: h.installs, applied: h.applied, repairing: r.repairing }
+    return {
+      topic: h.topic, partition: h.partition, replicas: [...r.replicas], role: r.role, leader: r.leader, epoch: r.epoch, commit: r.commit, end: r.end, start: r.start, installs: h.installs, applied: h.applied, repairing: r.repairing,
+      voters: [...r.voters], learners: [...r.learners], membershipCommitted: r.configCommitted, membershipEpoch: r.membership.epoch, membershipVersion: r.membership.version, ...(r.transferringTo !== undefined ? { transferringTo: r.transferringTo } : {}),
+    }
   }
 
   async close (): Promise<void> {
@@ -229,7 +295,7 @@ export class ReplicationService {
     this.closed = true
     if (this.timer !== undefined) this.clock.clearTimer(this.timer)
     const closing = new GemError('CLOSED', 'the node is shutting down')
-    for (const h of this.hosted.values()) { h.closed = true; for (const w of h.waiters.splice(0)) w.reject(closing) }
+    for (const h of this.hosted.values()) { h.closed = true; for (const w of h.waiters.splice(0)) w.reject(closing); for (const t of h.transfers.splice(0)) t.reject(closing) }
     this.hosted.clear()
     await this.transport.unhandle(REPLICATE_PROTOCOL).catch(() => {})
     await this.transport.unhandle(FETCH_PROTOCOL).catch(() => {})
@@ -281,7 +347,26 @@ export class ReplicationService {
       if (r.role !== 'leader') this.failWaiters(h)
       try { this.onRoleChange(this.view(h)) } catch (err) { this.onError('role-change', err) }
     }
+    if (h.transfers.length > 0) this.settleTransfers(h)
+    const m = r.membership
+    const membership = `${m.epoch}/${m.version}/${r.configCommitted}`
+    if (membership !== h.membershipSeen) {
+      h.membershipSeen = membership
+      try { this.onMembershipChange(this.view(h)) } catch (err) { this.onError('membership-change', err) }
+    }
     if (!h.applying && h.applied < r.commit) void this.apply(h)
+  }
+
+  private settleTransfers (h: Hosted): void {
+    const r = h.replica
+    const keep: Hosted['transfers'] = []
+    for (const t of h.transfers) {
+      if (r.role !== 'leader' && r.leader === t.to) t.resolve()
+      else if (r.role !== 'leader' && r.leader !== null) t.reject(new GemError('NOT_LEADER', `${r.leader} took over ${h.topic}/${h.partition}, not ${t.to}`, { leader: r.leader }))
+      else if (r.role === 'leader' && r.transferringTo === undefined) t.reject(new GemError('TIMEOUT', `the leadership of ${h.topic}/${h.partition} did not move to ${t.to} within an election timeout`))
+      else keep.push(t)
+    }
+    h.transfers = keep
   }
 
   /** Copies committed records [applied, base) from `peer`'s applied log into the local broker, in pages. */

@@ -1,0 +1,229 @@
+// Partition reassignment: each partition's leader moves its replica set to where the ring places it now, one step at a
+// time (Kafka's order: add the new replicas, let them catch up, then remove the old). It never decides placement itself.
+import type { Clock } from '../clock.ts'
+import { systemClock } from '../clock.ts'
+import { GemError } from '../errors.ts'
+import { HashRing } from '../ring/hash-ring.ts'
+import { assignPartitions } from '../ring/assign-partitions.ts'
+import type { MeshTopic } from './mesh-broker.ts'
+import type { PartitionReplicaView, ReplicationService } from './replication-service.ts'
+import type { MeshTransport } from './transport.ts'
+
+/** The leader asks a peer to host a partition as a learner, or tells a removed replica to drop its copy. */
+export const MOVE_PROTOCOL = '/gem/1/move'
+
+const te = new TextEncoder()
+const td = new TextDecoder()
+
+export interface PartitionMoverOptions {
+  transport: MeshTransport
+  service: ReplicationService
+  /** Topic definitions (partition count, replication factor). */
+  definitions: () => MeshTopic[]
+  /**
+   * Server peers that count for placement, this node excluded: alive ones, and dead ones still within their grace
+   * period (a node that restarts quickly keeps its partitions; one gone for longer has them re-replicated).
+   */
+  servers: () => string[]
+  /** A replica set change committed on a partition this node leads: record it in the topic definition. */
+  onPlaced: (topic: string, partition: number, replicas: string[], epoch: number, version: number) => void
+  clock?: Clock
+  /** How often the leader looks for a step to take. Default 500 ms. */
+  stepMs?: number
+  onError?: (where: string, err: unknown) => void
+}
+
+/** One move under way, for /cluster. */
+export interface PartitionMove {
+  topic: string
+  partition: number
+  /** Where the ring wants the replicas. */
+  target: string[]
+  /** What this leader is doing now. */
+  step: 'adding' | 'catching-up' | 'transferring' | 'removing'
+  peer: string
+}
+
+interface HostRequest { op: 'host', topic: string, partition: number, voters: string[], learners: string[] }
+interface DropRequest { op: 'drop', topic: string, partition: number }
+
+export class PartitionMover {
+  private readonly opts: PartitionMoverOptions
+  private readonly clock: Clock
+  private readonly onError: (where: string, err: unknown) => void
+  private readonly moving = new Map<string, PartitionMove>()
+  /** Partitions with a step in flight (a host request, a transfer): no second step until it ends. */
+  private readonly busy = new Set<string>()
+  /** Removed replicas still to be told to drop their copy: `topic/partition` -> peers. */
+  private readonly drops = new Map<string, Set<string>>()
+  private timer: unknown
+  private closed = false
+
+  constructor (options: PartitionMoverOptions) {
+    this.opts = options
+    this.clock = options.clock ?? systemClock
+    this.onError = options.onError ?? (() => {})
+  }
+
+  async start (): Promise<void> {
+    await this.opts.transport.handle(MOVE_PROTOCOL, (from, frame) => this.onRequest(from, frame))
+    this.arm()
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    if (this.timer !== undefined) this.clock.clearTimer(this.timer)
+    await this.opts.transport.unhandle(MOVE_PROTOCOL).catch(() => {})
+  }
+
+  /** Moves under way on partitions this node leads. */
+  moves (): PartitionMove[] { return [...this.moving.values()] }
+
+  /** Called with every membership change the replication service reports. */
+  onMembershipChange (v: PartitionReplicaView): void {
+    if (v.role !== 'leader' || !v.membershipCommitted) return
+    const self = this.opts.transport.localPeerId
+    // The leader first, so the definition names the preferred leader as the ring's lists do.
+    this.opts.onPlaced(v.topic, v.partition, [self, ...v.voters.filter(x => x !== self), ...v.learners], v.membershipEpoch, v.membershipVersion)
+  }
+
+  // ---- the leader's loop -----------------------------------------------------------------------
+
+  private arm (): void {
+    if (this.closed) return
+    this.timer = this.clock.setTimer(this.opts.stepMs ?? 500, () => {
+      try { this.round() } catch (err) { this.onError('move', err) }
+      this.arm()
+    })
+  }
+
+  /** Where the ring places every partition of every replicated topic, given the servers that count now. */
+  private targets (): Map<string, string[]> {
+    const servers = [...new Set([this.opts.transport.localPeerId, ...this.opts.servers()])].sort()
+    const ring = HashRing.from(servers.map(id => ({ id, weight: 1 })))
+    const out = new Map<string, string[]>()
+    for (const def of this.opts.definitions()) {
+      if (def.replication <= 1) continue // single-replica topics stay where they were made
+      const keys = Array.from({ length: def.partitions }, (_, p) => ({ key: `${def.name}/${p}` }))
+      const placement = assignPartitions(ring, keys, { replication: Math.min(def.replication, servers.length) })
+      for (const [key, replicas] of placement) out.set(key, replicas)
+    }
+    return out
+  }
+
+  private round (): void {
+    const targets = this.targets()
+    const leading = new Set<string>()
+    for (const v of this.opts.service.views()) {
+      const key = `${v.topic}/${v.partition}`
+      if (v.role !== 'leader') { this.moving.delete(key); continue }
+      leading.add(key)
+      const target = targets.get(key)
+      if (target === undefined) continue
+      this.tellDrops(key, v)
+      if (this.busy.has(key)) continue
+      this.step(key, v, target)
+    }
+    for (const key of this.moving.keys()) if (!leading.has(key)) this.moving.delete(key)
+  }
+
+  /** Takes the next step toward `target`, if one may be taken now. */
+  private step (key: string, v: PartitionReplicaView, target: string[]): void {
+    const self = this.opts.transport.localPeerId
+    const missing = target.filter(p => !v.replicas.includes(p))
+    const extra = v.replicas.filter(p => !target.includes(p))
+    if (missing.length === 0 && extra.length === 0) { this.moving.delete(key); return }
+    const note = (step: PartitionMove['step'], peer: string): void => { this.moving.set(key, { topic: v.topic, partition: v.partition, target, step, peer }) }
+    if (v.transferringTo !== undefined) { note('transferring', v.transferringTo); return }
+    if (!v.membershipCommitted) return
+    // A learner the ring no longer wants (its node left while it caught up) goes first; the others finish catching up.
+    const staleLearner = v.learners.find(l => extra.includes(l))
+    if (staleLearner !== undefined) { this.remove(key, v, staleLearner); note('removing', staleLearner); return }
+    if (v.learners.length > 0) { note('catching-up', v.learners[0]); return }
+    if (missing.length > 0) {
+      const peer = missing[0]
+      note('adding', peer)
+      this.busy.add(key)
+      this.askToHost(peer, { op: 'host', topic: v.topic, partition: v.partition, voters: v.voters, learners: [...v.learners, peer] })
+        .then(() => { this.opts.service.addReplica(v.topic, v.partition, peer) })
+        .catch(err => this.onError('move-add', err))
+        .finally(() => this.busy.delete(key))
+      return
+    }
+    const leaving = extra[0]
+    if (leaving === self) {
+      // The leader cannot remove itself: it hands the leadership to a voter that stays, which carries on.
+      const to = target.find(p => v.voters.includes(p) && p !== self)
+      if (to === undefined) return
+      note('transferring', to)
+      this.busy.add(key)
+      this.opts.service.transferLeadership(v.topic, v.partition, to)
+        .catch(err => this.onError('move-transfer', err))
+        .finally(() => this.busy.delete(key))
+      return
+    }
+    this.remove(key, v, leaving)
+    note('removing', leaving)
+  }
+
+  private remove (key: string, v: PartitionReplicaView, peer: string): void {
+    this.opts.service.removeReplica(v.topic, v.partition, peer)
+    let pending = this.drops.get(key)
+    if (pending === undefined) this.drops.set(key, pending = new Set())
+    pending.add(peer)
+  }
+
+  /** A removed replica drops its copy only once the membership without it has committed. */
+  private tellDrops (key: string, v: PartitionReplicaView): void {
+    const pending = this.drops.get(key)
+    if (pending === undefined || !v.membershipCommitted) return
+    for (const peer of [...pending]) {
+      if (v.replicas.includes(peer)) continue // re-added meanwhile, or the removal did not take
+      pending.delete(peer)
+      const req: DropRequest = { op: 'drop', topic: v.topic, partition: v.partition }
+      // Best effort: a replica that is down keeps its stopped copy on disk until an operator clears it.
+      this.opts.transport.request(peer, MOVE_PROTOCOL, te.encode(JSON.stringify(req)), { timeoutMs: 5_000 }).catch(err => this.onError('move-drop', err))
+    }
+    if (pending.size === 0) this.drops.delete(key)
+  }
+
+  private async askToHost (peer: string, req: HostRequest): Promise<void> {
+    await this.opts.transport.request(peer, MOVE_PROTOCOL, te.encode(JSON.stringify(req)), { timeoutMs: 10_000 })
+  }
+
+  // ---- the other side ----------------------------------------------------------------------------
+
+  /** Serves host and drop requests; bad input gets BAD_REQUEST and changes nothing. */
+  private async onRequest (from: string, frame: Uint8Array): Promise<Uint8Array> {
+    const req = parseMoveRequest(frame)
+    const { service } = this.opts
+    if (req.op === 'host') {
+      if (!req.learners.includes(this.opts.transport.localPeerId)) throw new GemError('BAD_REQUEST', 'move: host asks this node to join, so it must be among the learners')
+      const def = this.opts.definitions().find(d => d.name === req.topic)
+      if (def === undefined || req.partition >= def.partitions) throw new GemError('TOPIC_NOT_FOUND', `move: ${req.topic}/${req.partition} is not known here yet`)
+      await service.host(req.topic, req.partition, { voters: req.voters, learners: req.learners })
+      return te.encode('{}')
+    }
+    // Drop: only on the word of the leader this replica knows, and only if it is not a voter there any more.
+    const view = service.views().find(v => v.topic === req.topic && v.partition === req.partition)
+    if (view === undefined) return te.encode('{}')
+    if (view.role === 'leader' || (view.leader !== null && view.leader !== from)) throw new GemError('NOT_LEADER', `move: ${from} does not lead ${req.topic}/${req.partition} here`)
+    await service.unhost(req.topic, req.partition, true)
+    return te.encode('{}')
+  }
+}
+
+function parseMoveRequest (frame: Uint8Array): HostRequest | DropRequest {
+  const bad = (why: string): never => { throw new GemError('BAD_REQUEST', `move: ${why}`) }
+  let o: Record<string, unknown>
+  try { o = JSON.parse(td.decode(frame)) } catch { return bad('not JSON') }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return bad('not an object')
+  if (typeof o.topic !== 'string' || o.topic === '' || !Number.isInteger(o.partition) || (o.partition as number) < 0) return bad('needs a topic and a partition')
+  const ids = (x: unknown): x is string[] => Array.isArray(x) && x.length <= 64 && x.every(i => typeof i === 'string' && i.length > 0 && i.length <= 256)
+  if (o.op === 'host') {
+    if (!ids(o.voters) || o.voters.length === 0 || !ids(o.learners)) return bad('host needs voters and learners (peer ids)')
+    return { op: 'host', topic: o.topic, partition: o.partition as number, voters: o.voters, learners: o.learners }
+  }
+  if (o.op === 'drop') return { op: 'drop', topic: o.topic, partition: o.partition as number }
+  return bad('op must be host or drop')
+}
