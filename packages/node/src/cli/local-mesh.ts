@@ -5,6 +5,7 @@ import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { GemError } from '@gem-mesh/core'
+import { startEmbeddedS3 } from '../storage/embedded-s3.ts'
 import { prepareDashboard } from './dashboard-build.ts'
 import { SERVER_V8_FLAGS } from './server-v8-flags.ts'
 
@@ -27,6 +28,12 @@ export async function localMeshCommand (flags: LocalMeshFlags): Promise<number> 
   if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65535 - count) throw new GemError('BAD_REQUEST', '--http-port must be a port number')
   mkdirSync(root, { recursive: true })
   const dashboard = await prepareDashboard(line => process.stderr.write(line + '\n'))
+  // One S3 stand-in for the whole mesh, in this process (so it ends with it), a prefix per node; unless S3 is configured.
+  const pass = flags.passThrough ?? []
+  const s3Configured = pass.some(a => a === '--s3' || a.startsWith('--s3-') || a.startsWith('--s3=')) ||
+    ['GEM_S3', 'GEM_S3_ENDPOINT', 'GEM_S3_BUCKET'].some(k => (process.env[k] ?? '') !== '')
+  const s3 = s3Configured ? undefined : await startEmbeddedS3({ dir: join(root, 's3') })
+  if (s3 !== undefined) process.stderr.write(`S3 stand-in (fauxqs): ${s3.endpoint}  (data: ${join(root, 's3')})\n`)
 
   const children: ChildProcess[] = []
   let stopping = false
@@ -44,7 +51,8 @@ export async function localMeshCommand (flags: LocalMeshFlags): Promise<number> 
   const urls: string[] = []
   for (let i = 1; i <= count && !stopping; i++) {
     const dataDir = join(root, `node-${i}`)
-    const args = [CLI, 'start', '--data-dir', dataDir, '--http-port', String(basePort === 0 ? 0 : basePort + i - 1), ...(urls.length > 0 ? ['--join', urls[0]] : []), ...(flags.passThrough ?? [])]
+    const s3Args = s3 === undefined ? [] : ['--s3-endpoint', s3.endpoint, '--s3-bucket', 'gem', '--s3-prefix', `node-${i}`, '--s3-access-key-id', s3.credentials.accessKeyId, '--s3-secret-access-key', s3.credentials.secretAccessKey]
+    const args = [CLI, 'start', '--data-dir', dataDir, '--http-port', String(basePort === 0 ? 0 : basePort + i - 1), ...(urls.length > 0 ? ['--join', urls[0]] : []), ...s3Args, ...pass]
     rmSync(join(dataDir, 'node.json'), { force: true })
     if (!args.includes('--log-level') && process.env.GEM_LOG_LEVEL === undefined) args.push('--log-level', 'warn')
     // Its own process group: Ctrl-C reaches only this launcher, which then stops each node exactly once.
@@ -60,6 +68,7 @@ export async function localMeshCommand (flags: LocalMeshFlags): Promise<number> 
       (dashboard ? `Dashboard: ${urls[0]}/dashboard/  (served by every node)\n` : ''))
   }
   const codes = await Promise.all(children.map(c => c.exitCode !== null ? Promise.resolve(c.exitCode) : new Promise<number | null>(r => c.once('exit', code => r(code)))))
+  await s3?.stop()
   return stopping && codes.every(c => c === 0 || c === null) ? 0 : 1
 }
 
