@@ -55,6 +55,12 @@ export interface MeshBrokerOptions {
   defaultReplication?: number
   /** How long a publish keeps looking for a partition leader. Default 10 s. */
   publishTimeoutMs?: number
+  /** max(current, predicted) load of a server node (0-1), for placement; undefined while unknown (load prediction, #7). */
+  placementLoad?: (peerId: string) => number | undefined
+  /** Told the loads a topic's placement was decided on, so the decision can be logged and shown. */
+  onPlacement?: (topic: string, loads: Readonly<Record<string, number>>) => void
+  /** Publish admission: awaited by every publish entering here; rejects OVERLOADED when producers ran out of credit. */
+  admit?: () => Promise<void>
   onError?: (where: string, err: unknown) => void
 }
 
@@ -76,6 +82,7 @@ export class MeshBroker implements BrokerApi {
   private readonly clock: Clock
   private readonly opts: { autoCreateTopics: boolean, defaultPartitions: number, defaultReplication: number, publishTimeoutMs: number }
   private readonly onError: (where: string, err: unknown) => void
+  private readonly load: Pick<MeshBrokerOptions, 'placementLoad' | 'onPlacement' | 'admit'>
   private readonly topics = new Map<string, MeshTopic>()
   private readonly nextPartition = new Map<string, number>()
   private readonly batches = new Map<string, Array<{ record: GemRecord, resolve: (r: PublishResult) => void, reject: (e: unknown) => void }>>()
@@ -102,6 +109,7 @@ export class MeshBroker implements BrokerApi {
       publishTimeoutMs: options.publishTimeoutMs ?? 10_000,
     }
     this.onError = options.onError ?? (() => {})
+    this.load = { placementLoad: options.placementLoad, onPlacement: options.onPlacement, admit: options.admit }
     this.groups = new GroupRouter({ local: this.local, transport: this.transport, clock: this.clock, homeOf: t => this.homeOf(t), onError: this.onError })
   }
 
@@ -169,8 +177,13 @@ export class MeshBroker implements BrokerApi {
 
   private async placeNewTopic (name: string, config: TopicConfig, servers: string[], replication: number): Promise<TopicInfo> {
     const info = await this.local.createTopic(name, { ...config, replication, partitions: config.partitions ?? this.opts.defaultPartitions })
-    const ring = HashRing.from(servers.map(id => ({ id, weight: 1 })))
-    const placement = assignPartitions(ring, Array.from({ length: info.partitions }, (_, p) => ({ key: `${name}/${p}` })), { replication })
+    // Bounded loads on max(current, predicted) load: a node at full load counts as already holding this topic's share.
+    const loads: Record<string, number> = {}
+    for (const id of servers) { const l = this.load.placementLoad?.(id); if (l !== undefined && Number.isFinite(l)) loads[id] = Math.max(0, l) }
+    const ring = HashRing.from(servers.map(id => ({ id, weight: 1, ...(loads[id] !== undefined ? { load: loads[id] * info.partitions * replication } : {}) })))
+    const leaderBackground = new Map(Object.entries(loads).map(([id, l]) => [id, l * info.partitions]))
+    const placement = assignPartitions(ring, Array.from({ length: info.partitions }, (_, p) => ({ key: `${name}/${p}` })), { replication, leaderBackground })
+    if (Object.keys(loads).length > 0) this.load.onPlacement?.(name, loads)
     const def: MeshTopic = {
       name, partitions: info.partitions, replication, retention: info.retention, createdAt: info.createdAt,
       replicas: Array.from({ length: info.partitions }, (_, p) => placement.get(`${name}/${p}`)!),
@@ -212,6 +225,7 @@ export class MeshBroker implements BrokerApi {
 
   async publish (topic: string, input: PublishInput): Promise<PublishResult> {
     this.assertOpen()
+    if (this.load.admit !== undefined) await this.load.admit()
     const def = this.liveDef(topic) ?? await this.autoCreate(topic)
     // Every partition a single replica here (a lone node, a dead-letter topic): the local broker is the whole story.
     if (this.allLocal(def)) return await this.local.publish(topic, input)

@@ -26,6 +26,11 @@ export interface AssignOptions {
   readonly replication: number
   /** Load bound slack: no node above (1 + epsilon) x its weight share. Default 0.25. */
   readonly epsilon?: number
+  /**
+   * Leadership load each node already carries, in key-weight units (e.g. max(current, predicted) load x keys): it
+   * counts against the leader budget as ring members' `load` counts against the slot budget. Absent: leaders by weight.
+   */
+  readonly leaderBackground?: ReadonlyMap<string, number>
 }
 
 /** key -> distinct replica node ids, the preferred leader first. */
@@ -64,11 +69,19 @@ export function assignPartitions (ring: HashRing, partitions: PartitionSet | Ite
   const slotTotal = set.totalWeight * r
   const slotBudget = new Float64Array(n)
   const leaderBudget = new Float64Array(n)
+  const leaderBg = new Float64Array(n)
+  let totalLeaderBg = 0
+  for (let i = 0; i < n; i++) {
+    const b = options.leaderBackground?.get(members[i].id) ?? 0
+    if (weight[i] === 0 || !Number.isFinite(b) || b <= 0) continue
+    leaderBg[i] = b
+    totalLeaderBg += b
+  }
   for (let i = 0; i < n; i++) {
     if (weight[i] === 0) { slotBudget[i] = -1; leaderBudget[i] = -1; continue }
     const share = weight[i] / totalWeight
     slotBudget[i] = (1 + epsilon) * (slotTotal + totalBackground) * share - background[i]
-    leaderBudget[i] = (1 + epsilon) * set.totalWeight * share
+    leaderBudget[i] = (1 + epsilon) * (set.totalWeight + totalLeaderBg) * share - leaderBg[i]
   }
   const strictSlots = feasible(slotBudget, set.maxWeight, slotTotal)
   const strictLeaders = feasible(leaderBudget, set.maxWeight, set.totalWeight)
