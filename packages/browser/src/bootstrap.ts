@@ -16,22 +16,19 @@ export async function resolveBootstrap (list: readonly string[], prefer: Preferr
   if (!Array.isArray(list) || list.length === 0) throw new GemError('BAD_REQUEST', 'bootstrap: give at least one server multiaddr or gateway url')
   const byPeer = new Map<string, Multiaddr[]>()
   const errors: string[] = []
-  await Promise.all(list.map(async target => {
-    try {
-      for (const ma of await addressesOf(target, timeoutMs)) {
-        const peerId = ma.getComponents().findLast(c => c.name === 'p2p')?.value
-        if (peerId === undefined) throw new GemError('BAD_REQUEST', `bootstrap ${ma.toString()}: needs /p2p/<peer id>`)
-        if (!browserDialable(ma)) continue
-        const addrs = byPeer.get(peerId) ?? []
-        addrs.push(ma)
-        byPeer.set(peerId, addrs)
-      }
-    } catch (err) {
-      errors.push((err as Error).message)
+  // Resolved in parallel, merged in the caller's order: the first server listed is where the peer attaches first.
+  const resolved = await Promise.all(list.map(target => addressesOf(target, timeoutMs).catch((err: Error) => { errors.push(err.message); return [] })))
+  for (const addrs of resolved) {
+    for (const ma of addrs) {
+      const peerId = ma.getComponents().findLast(c => c.name === 'p2p')?.value
+      if (peerId === undefined) { errors.push(`bootstrap ${ma.toString()}: needs /p2p/<peer id>`); continue }
+      if (!browserDialable(ma)) continue
+      const list = byPeer.get(peerId) ?? []
+      list.push(ma)
+      byPeer.set(peerId, list)
     }
-  }))
+  }
   if (byPeer.size === 0) throw new GemError('PEER_UNREACHABLE', `bootstrap: no server address a browser can dial (${errors.join('; ') || 'only tcp addresses'})`)
-  // Keep the caller's order of servers (the first one is where the peer attaches first).
   return [...byPeer.entries()].map(([peerId, addrs]) => ({ peerId, addrs: addrs.sort((a, b) => rank(a, prefer) - rank(b, prefer)) }))
 }
 

@@ -71,6 +71,8 @@ export interface BrowserPeerStats {
   duplicatesDropped: number
   /** Live batches this peer forwarded to other browsers. */
   fedBatches: number
+  /** Live subscriptions: feeders asked for, offered by the server, joined over direct WebRTC, failed (then served by a server). */
+  feeds: { asked: number, offered: number, joined: number, failed: number }
   queuedPublishes: number
   server: string | undefined
 }
@@ -88,6 +90,8 @@ export interface BrowserPeer extends Gem {
   /** How a delivered message reached this page. */
   deliveryPath(msg: ReceivedMessage | GemRecord): DeliveryPath | undefined
   stats(): BrowserPeerStats
+  /** Resolves once the cache and group journals have written everything received so far (e.g. on `pagehide`). */
+  flush(): Promise<void>
   /** The local tier (IndexedDB or memory) holding the cache, journals and outbox. */
   readonly tier: StorageTier
   /** The libp2p host (for diagnostics). */
@@ -103,7 +107,14 @@ interface RemoteSub {
   readonly deliver: (d: Delivery) => void
   readonly onEnd: ((err: GemError) => void) | undefined
   journal: GroupJournal | undefined
-  source: { kind: 'server' | 'browser', peer: string } | undefined
+  /** The server node it is subscribed on; its deliveries are accepted from there only. */
+  onServer: string | undefined
+  /** The browser feeding it (joining or joined); its deliveries are accepted from there only. */
+  feeder: string | undefined
+  /** Tail mode: the highest offset handed out per partition, so that a switch between sources neither repeats nor reorders. */
+  readonly high: Map<number, number>
+  /** Times a server-served live subscription asked for a feeder (it stops asking after a few). */
+  feedTries: number
   starting: boolean
   /** After a feeder failed this subscription, it stays on servers. */
   feedable: boolean
@@ -178,6 +189,7 @@ class BrowserPeerImpl implements BrowserPeer {
   private closing: Promise<void> | undefined
   private seq = 0
   private readonly counters = { server: 0, browser: 0, duplicatesDropped: 0, byTransport: {} as Partial<Record<TransportKind, number>> }
+  private readonly feedCounters = { asked: 0, offered: 0, joined: 0, failed: 0 }
   private readonly offs: Array<() => void> = []
 
   constructor (host: MeshNode, tier: StorageTier, targets: ServerTarget[], options: BrowserPeerOptions) {
@@ -232,8 +244,14 @@ class BrowserPeerImpl implements BrowserPeer {
     await dir.start()
     this.directory = dir
 
-    // The first server must answer before createBrowserPeer resolves; later ones are dialled in the background.
-    const first = await Promise.any(this.targets.map(t => this.dialServer(t))).catch(() => undefined)
+    // Servers in the caller's order, until one answers: that one is where this peer attaches (pages given the same
+    // list meet on the same server, which is what lets it point one at the other for feeds). The rest are dialled in
+    // the background.
+    let first: string | undefined
+    for (const t of this.targets) {
+      first = await this.dialServer(t).catch(() => undefined)
+      if (first !== undefined) break
+    }
     if (first === undefined) throw new GemError('PEER_UNREACHABLE', `no bootstrap server answered (${this.targets.map(t => t.peerId).join(', ')})`)
     await this.reconcile()
 
@@ -353,9 +371,15 @@ class BrowserPeerImpl implements BrowserPeer {
       byTransport: { ...this.counters.byTransport },
       duplicatesDropped: this.counters.duplicatesDropped,
       fedBatches: this.feed.fedBatches,
+      feeds: { ...this.feedCounters },
       queuedPublishes: this.outbox.size,
       server: this.attached,
     }
+  }
+
+  async flush (): Promise<void> {
+    await this.cache.flushed()
+    await Promise.all([...this.subs.values()].map(s => s.journal?.flushed()))
   }
 
   close (): Promise<void> {
@@ -386,7 +410,7 @@ class BrowserPeerImpl implements BrowserPeer {
     const sub: RemoteSub = {
       sid, topic, opts, mode, group: opts.group ?? `_ephemeral.${sid}`, deliver, onEnd,
       journal: opts.group !== undefined ? await GroupJournal.open(this.tier, topic, opts.group) : undefined,
-      source: undefined, starting: false, feedable: (this.options.feeds ?? true) && mode === 'tail', closed: false,
+      onServer: undefined, feeder: undefined, high: new Map(), feedTries: 0, starting: false, feedable: (this.options.feeds ?? true) && mode === 'tail', closed: false,
       tags: new Map(), acks: [], acksScheduled: false,
     }
     this.subs.set(sid, sub)
@@ -411,32 +435,73 @@ class BrowserPeerImpl implements BrowserPeer {
   /** Attaches `sub` to a feeding browser (live subscriptions, when the server names one) or to the server. */
   private async startSub (sub: RemoteSub): Promise<void> {
     const server = this.attached
-    if (server === undefined || sub.closed || sub.starting) return
+    if (server === undefined || sub.closed || sub.starting || sub.onServer !== undefined || sub.feeder !== undefined) return
     sub.starting = true
     try {
-      if (sub.feedable) {
-        const answer = JSON.parse(td.decode(await this.request({ op: 'feeder', topic: sub.topic }))) as { peerId: string | null, addrs?: string[] }
-        if (answer.peerId !== null && await this.feed.join(answer.peerId, answer.addrs ?? [], sub.topic)) {
-          if (sub.closed) { this.feed.leave(answer.peerId, sub.topic); return }
-          sub.source = { kind: 'browser', peer: answer.peerId }
-          this.changed()
-          return
-        }
-        // The feeder could not be reached directly: this subscription stays on servers from now on.
-        sub.feedable = false
-      }
+      if (sub.feedable && await this.tryFeeder(sub)) return
+      // Accept its deliveries from the moment we ask: the first ones may overtake the answer.
+      sub.onServer = server
       await this.request({ op: 'subscribe', sid: sub.sid, topic: sub.topic, mode: sub.mode, opts: sub.opts })
-      if (this.attached === server) sub.source = { kind: 'server', peer: server }
       if (sub.closed) void this.request({ op: 'unsubscribe', sid: sub.sid }).catch(() => {})
     } catch (err) {
+      if (sub.onServer === server) sub.onServer = undefined
       const e = toGemError(err)
-      if (e.code === 'TOPIC_NOT_FOUND' || e.code === 'BAD_REQUEST') {
-        if (sub.source === undefined && this.subs.has(sub.sid)) { this.endSub(sub, e) }
-      }
+      if ((e.code === 'TOPIC_NOT_FOUND' || e.code === 'BAD_REQUEST') && this.subs.has(sub.sid)) this.endSub(sub, e)
       throw e
     } finally {
       sub.starting = false
     }
+  }
+
+  /**
+   * Asks the server for a browser that already receives this topic live and joins its feed over direct WebRTC.
+   * False when none is offered or it cannot be reached directly (then this subscription stays on servers).
+   */
+  private async tryFeeder (sub: RemoteSub): Promise<boolean> {
+    sub.feedTries++
+    this.feedCounters.asked++
+    const answer = JSON.parse(td.decode(await this.request({ op: 'feeder', topic: sub.topic }))) as { peerId: string | null, addrs?: string[] }
+    if (answer.peerId === null) return false
+    this.feedCounters.offered++
+    sub.feeder = answer.peerId
+    if (await this.feed.join(answer.peerId, answer.addrs ?? [], sub.topic)) {
+      this.feedCounters.joined++
+      if (sub.closed) { this.feed.leave(answer.peerId, sub.topic); return true }
+      this.changed()
+      return true
+    }
+    this.feedCounters.failed++
+    sub.feeder = undefined
+    sub.feedable = false
+    void this.request({ op: 'unfed', topic: sub.topic }).catch(() => {})
+    return false
+  }
+
+  /**
+   * A live subscription served by a server, made before any other browser received the topic: a feeder may exist now.
+   * Once the feed is joined the server subscription is dropped; offsets keep the switch free of repeats.
+   */
+  private async upgradeToFeed (sub: RemoteSub): Promise<void> {
+    if (sub.starting || sub.closed || !sub.feedable || sub.feeder !== undefined || sub.onServer === undefined || sub.feedTries >= 10) return
+    // A browser feeding others keeps its server subscription: its feed is what they hang on.
+    if (this.feed.feeding(sub.topic)) return
+    const server = sub.onServer
+    sub.starting = true
+    try {
+      if (!await this.tryFeeder(sub) || sub.closed) return
+      if (sub.onServer === server) {
+        sub.onServer = undefined
+        void this.request({ op: 'unsubscribe', sid: sub.sid }).catch(() => {})
+      }
+      this.feed.stopFeeding(sub.topic, this.receivesFromServer(sub.topic))
+    } finally {
+      sub.starting = false
+    }
+  }
+
+  private receivesFromServer (topic: string): boolean {
+    for (const s of this.subs.values()) if (s.topic === topic && s.mode === 'tail' && s.onServer !== undefined && !s.closed) return true
+    return false
   }
 
   private endSub (sub: RemoteSub, err: GemError): void {
@@ -450,13 +515,12 @@ class BrowserPeerImpl implements BrowserPeer {
     if (sub.closed) return
     sub.closed = true
     this.subs.delete(sub.sid)
-    this.feed.stopFeeding(sub.topic, [...this.subs.values()].some(s => s.topic === sub.topic && s.mode === 'tail' && s.source?.kind === 'server'))
-    if (sub.source?.kind === 'browser') {
-      this.feed.leave(sub.source.peer, sub.topic)
+    this.feed.stopFeeding(sub.topic, this.receivesFromServer(sub.topic))
+    if (sub.feeder !== undefined) {
+      this.feed.leave(sub.feeder, sub.topic)
       void this.request({ op: 'unfed', topic: sub.topic }).catch(() => {})
-    } else if (this.attached !== undefined) {
-      void this.request({ op: 'unsubscribe', sid: sub.sid }).catch(() => {})
     }
+    if (sub.onServer !== undefined && sub.onServer === this.attached) void this.request({ op: 'unsubscribe', sid: sub.sid }).catch(() => {})
     for (const a of sub.acks.splice(0)) a.resolve(false)
   }
 
@@ -465,7 +529,7 @@ class BrowserPeerImpl implements BrowserPeer {
     const sub = this.subs.get(batch.sid)
     if (sub === undefined || sub.closed) return
     // Deliveries from a server this subscription has left (a late batch after failover) are not ours to process.
-    if (sub.source?.kind === 'browser' || (sub.source !== undefined && sub.source.peer !== from)) return
+    if (sub.onServer !== from) return
     if (batch.deliveries.length > 0) {
       const path: DeliveryPath = { via: 'server', peer: from, transport: this.kindOf(from) }
       this.take(sub, batch.deliveries, path)
@@ -477,14 +541,14 @@ class BrowserPeerImpl implements BrowserPeer {
   private fromFeeder (from: string, topic: string, ds: WireDelivery[]): void {
     const path: DeliveryPath = { via: 'browser', peer: from, transport: this.kindOf(from) }
     for (const sub of this.subs.values()) {
-      if (sub.topic === topic && sub.source?.kind === 'browser' && sub.source.peer === from) this.take(sub, ds, path)
+      if (sub.topic === topic && sub.feeder === from) this.take(sub, ds, path)
     }
   }
 
   private feederLost (feeder: string, topics: string[]): void {
     for (const sub of this.subs.values()) {
-      if (sub.source?.kind !== 'browser' || sub.source.peer !== feeder || !topics.includes(sub.topic)) continue
-      sub.source = undefined
+      if (sub.feeder !== feeder || !topics.includes(sub.topic)) continue
+      sub.feeder = undefined
       sub.feedable = false
       void this.startSub(sub).catch(() => {})
     }
@@ -503,6 +567,11 @@ class BrowserPeerImpl implements BrowserPeer {
           continue
         }
         sub.journal.seen(partition, offset)
+      }
+      if (sub.mode === 'tail') {
+        // Two sources during a switch (server and feeder) overlap: hand out each offset once, in order.
+        if (offset <= (sub.high.get(partition) ?? -1)) continue
+        sub.high.set(partition, offset)
       }
       const tag = d.tag !== '' ? d.tag : `${partition}.${offset}.${d.attempt}`
       if (sub.mode === 'consume') sub.tags.set(tag, { partition, offset })
@@ -601,7 +670,10 @@ class BrowserPeerImpl implements BrowserPeer {
       if (next !== undefined) await this.attach(next.peerId)
     }
     if (this.attached !== undefined) {
-      for (const sub of this.subs.values()) if (sub.source === undefined && !sub.starting) void this.startSub(sub).catch(() => {})
+      for (const sub of this.subs.values()) {
+        if (sub.onServer === undefined && sub.feeder === undefined) void this.startSub(sub).catch(() => {})
+        else void this.upgradeToFeed(sub).catch(() => {})
+      }
       if (this.outbox.size > 0) void this.flushOutbox()
       if (Date.now() - this.topicsAt > TOPICS_REFRESH_MS) void this.refreshTopics().catch(() => {})
     }
@@ -618,7 +690,7 @@ class BrowserPeerImpl implements BrowserPeer {
       this.attaching = false
     }
     this.changed()
-    await Promise.allSettled([...this.subs.values()].filter(s => s.source === undefined).map(s => this.startSub(s)))
+    await Promise.allSettled([...this.subs.values()].filter(s => s.onServer === undefined && s.feeder === undefined).map(s => this.startSub(s)))
     void this.flushOutbox()
     await this.refreshTopics().catch(() => {})
   }
@@ -632,7 +704,7 @@ class BrowserPeerImpl implements BrowserPeer {
   private onDisconnect (peer: string): void {
     if (peer === this.attached) {
       this.attached = undefined
-      for (const sub of this.subs.values()) if (sub.source?.kind === 'server') sub.source = undefined
+      for (const sub of this.subs.values()) if (sub.onServer === peer) sub.onServer = undefined
       for (const sub of this.subs.values()) sub.tags.clear()
     }
     this.changed()

@@ -81,6 +81,11 @@ export class FeedRelay {
     void this.host.request(feeder, FEED_PROTOCOL, te.encode(JSON.stringify({ op: 'stop', topic })), { timeoutMs: 5_000 }).catch(() => {})
   }
 
+  /** Whether this browser feeds `topic` to anyone. */
+  feeding (topic: string): boolean {
+    return (this.children.get(topic)?.size ?? 0) > 0
+  }
+
   /** Live deliveries this browser got from a server: one frame, to every browser it feeds that topic. */
   forward (topic: string, deliveries: WireDelivery[]): void {
     const kids = this.children.get(topic)

@@ -78,6 +78,11 @@ export class GroupJournal {
     return out
   }
 
+  /** Resolves once every mark made so far is in the tier. */
+  async flushed (): Promise<void> {
+    while (this.writing !== undefined) await this.writing.catch(() => {})
+  }
+
   private kick (): void {
     if (this.writing !== undefined || !this.dirty) return
     this.dirty = false

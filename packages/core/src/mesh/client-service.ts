@@ -41,6 +41,8 @@ interface ClientSub {
 
 interface Session {
   readonly peer: string
+  /** Order of arrival: a browser is only ever fed by one that came before it, so feeds never form a cycle. */
+  readonly seq: number
   /** Its listen addresses (circuit-relay /webrtc ones): where another browser dials it to be fed. */
   addrs: string[]
   readonly subs: Map<string, ClientSub>
@@ -62,6 +64,7 @@ export class ClientService {
   private readonly sessions = new Map<string, Session>()
   private readonly offs: Array<() => void> = []
   private closed = false
+  private sessionSeq = 0
 
   constructor (options: ClientServiceOptions) {
     this.transport = options.transport
@@ -209,7 +212,7 @@ export class ClientService {
    */
   private findFeeder (asker: Session, topic: string): { peerId: string, addrs: string[] } | { peerId: null } {
     for (const s of this.sessions.values()) {
-      if (s === asker || s.addrs.length === 0) continue
+      if (s === asker || s.seq > asker.seq || s.addrs.length === 0) continue
       const tailing = [...s.subs.values()].some(sub => sub.topic === topic && sub.mode === 'tail' && !sub.closed)
       if (!tailing) continue
       let children = 0
@@ -262,7 +265,7 @@ export class ClientService {
   private session (peer: string): Session {
     let s = this.sessions.get(peer)
     if (s === undefined) {
-      s = { peer, addrs: [], subs: new Map(), fedBy: new Map(), pendingSends: 0 }
+      s = { peer, seq: ++this.sessionSeq, addrs: [], subs: new Map(), fedBy: new Map(), pendingSends: 0 }
       this.sessions.set(peer, s)
     }
     return s

@@ -1,0 +1,107 @@
+// Browser peers in a mesh of three real `gem start` processes and two Chromium pages: Node publishes reach both pages,
+// one page takes them from the other over a direct WebRTC connection (asserted on the connection), and a page's
+// publishes reach a Node consumer group that acknowledges them. Bad client frames get coded errors.
+import { expect, test } from '@playwright/test'
+import type { Browser, Page } from '@playwright/test'
+import { api, tempDataDir } from '../support/gem-process.ts'
+import type { GemProcess } from '../support/gem-process.ts'
+import { startMesh } from '../support/mesh.ts'
+import { openPeerPage, peerIdOf, servePeerPage, wsAddrs } from './support/peer-harness.ts'
+import type { PeerPageSite } from './support/peer-harness.ts'
+import type { PeerTest } from './peer-page/main.ts'
+
+declare const peerTest: PeerTest
+
+let site: PeerPageSite
+let nodes: GemProcess[] = []
+const dirs = Array.from({ length: 3 }, () => tempDataDir('gem-peer-mesh-'))
+const problems: string[] = []
+
+test.beforeAll(async () => {
+  test.setTimeout(120_000)
+  ;[site, nodes] = await Promise.all([servePeerPage(), startMesh(dirs.map(d => d.dir))])
+})
+
+test.afterAll(async () => {
+  for (const n of nodes) await n.kill()
+  for (const d of dirs) d.remove()
+  await site?.close()
+})
+
+async function newPeerPage (browser: Browser, name: string, bootstrap: string[]): Promise<Page> {
+  const page = await browser.newPage()
+  await openPeerPage(page, site, problems)
+  await page.evaluate(async ([name, bootstrap]) => { await peerTest.start({ bootstrap, name }) }, [name, bootstrap] as const)
+  return page
+}
+
+test('Node publishes reach two pages, one of them fed by the other over direct WebRTC; a page publishes to a Node group', async ({ browser }) => {
+  test.setTimeout(90_000)
+  const [first, second, third] = nodes
+  const topic = 'ticks'
+  expect((await api(first.url, 'POST', '/topics', { name: topic, partitions: 1, replication: 3 })).status).toBe(201)
+  // Page A bootstraps from gateway urls (read through /info), page B from multiaddrs.
+  const a = await newPeerPage(browser, `a-${Date.now()}`, [first.url, second.url, third.url])
+  await a.evaluate(async t => { await peerTest.track('live', t) }, topic)
+  const serverA = await a.evaluate(() => peerTest.server())
+  // A can feed others once it holds a relay reservation (its /p2p-circuit/webrtc address, reported to its server).
+  await a.waitForFunction(() => peerTest.relayAddrs().length > 0, undefined, { timeout: 30_000 })
+  const bootB = [...await wsAddrs(first.url), ...await wsAddrs(second.url)]
+  const b = await newPeerPage(browser, `b-${Date.now()}`, bootB)
+  await b.evaluate(async t => { await peerTest.track('live', t) }, topic)
+  // The server points B at A; B dials A over WebRTC (signalled through the relay) and takes the topic from it.
+  await expect.poll(() => b.evaluate(() => peerTest.stats()?.feeds.joined ?? 0), {
+    timeout: 30_000,
+    message: `B joins A's feed (A: ${JSON.stringify(await a.evaluate(() => [peerTest.stats(), peerTest.relayAddrs()]))}, B: ${JSON.stringify(await b.evaluate(() => peerTest.stats()))})`,
+  }).toBeGreaterThan(0)
+
+  const n = 50
+  for (let i = 0; i < n; i++) {
+    const r = await api(second.url, 'POST', `/topics/${topic}/messages`, { payload: `tick-${i}` })
+    expect(r.status).toBe(201)
+  }
+  for (const page of [a, b]) {
+    await expect.poll(() => page.evaluate(() => peerTest.received('live').length), { timeout: 30_000 }).toBe(n)
+    const texts = await page.evaluate(() => peerTest.received('live').map(r => r.text))
+    expect(texts).toEqual(Array.from({ length: n }, (_, i) => `tick-${i}`))
+  }
+  const aId = await a.evaluate(() => (globalThis as unknown as { gem: { id: string } }).gem.id)
+  const viaB = await b.evaluate(() => peerTest.received('live'))
+  const fromBrowser = viaB.filter(r => r.via === 'browser')
+  const statsB = await b.evaluate(() => peerTest.stats())
+  expect(fromBrowser.length, `B's deliveries by path: ${JSON.stringify(statsB)}`).toBeGreaterThan(0)
+  expect(fromBrowser.every(r => r.from === aId && r.transport === 'webrtc')).toBe(true)
+  // From the connection itself: B holds an open, unlimited (not relayed) WebRTC connection to A.
+  const conns = await b.evaluate(id => peerTest.connectionsTo(id), aId)
+  expect(conns.some(c => c.status === 'open' && !c.limited && c.remoteAddr.includes('/webrtc')), JSON.stringify(conns)).toBe(true)
+  const peersOfB = await b.evaluate(() => peerTest.peers())
+  expect(peersOfB.find(p => p.id === aId)).toMatchObject({ role: 'browser' })
+  expect(peersOfB.find(p => p.id === aId)?.transports).toContain('webrtc')
+  expect(peersOfB.filter(p => p.role === 'server').length).toBeGreaterThan(0)
+  expect(serverA).toBe(await peerIdOf(first.url))
+
+  // A page publishes; a Node consumer group (pull over REST on another node) receives and acknowledges every message.
+  const orders = 'orders'
+  expect((await api(first.url, 'POST', '/topics', { name: orders, partitions: 2, replication: 3 })).status).toBe(201)
+  const published = await b.evaluate(t => peerTest.publishMany(t, 20, 'order'), orders)
+  expect(published.length).toBe(20)
+  const got: string[] = []
+  const deadline = Date.now() + 30_000
+  while (got.length < 20 && Date.now() < deadline) {
+    const r = await api(third.url, 'POST', `/topics/${orders}/groups/billing/pull?max=50&wait_ms=1000`)
+    expect(r.status).toBe(200)
+    const msgs = r.json.messages as Array<{ payload: string, tag: string }>
+    if (msgs.length === 0) continue
+    const ack = await api(third.url, 'POST', `/topics/${orders}/groups/billing/ack`, { tags: msgs.map(m => m.tag) })
+    expect(ack.status).toBe(200)
+    expect(ack.json.acked).toBe(msgs.length)
+    got.push(...msgs.map(m => m.payload))
+  }
+  expect(got.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `order-${i}`).sort())
+  await a.evaluate(() => peerTest.close())
+  await b.evaluate(() => peerTest.close())
+})
+
+test('no page errors', () => {
+  expect(problems.join('\n')).toBe('')
+})
