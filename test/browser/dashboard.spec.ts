@@ -90,7 +90,7 @@ test('a live tail shows messages published from Node; the screenshot shows nodes
   await expect(p.getByTestId('tail')).toContainText(payloads[payloads.length - 1])
 })
 
-test('bad publish-form input shows its error code and the page keeps working', async () => {
+test('bad publish-form and tail input show their error codes and the page keeps working', async () => {
   const p = page!
   const before = (await readAll(nodes[0].url, TOPIC, 0)).length + (await readAll(nodes[0].url, TOPIC, 1)).length
   const info = (await api(nodes[0].url, 'GET', '/info')).json
@@ -109,6 +109,17 @@ test('bad publish-form input shows its error code and the page keeps working', a
   await p.getByTestId('publish-topic').fill('')
   await p.getByTestId('publish-send').click()
   await expect(p.getByTestId('publish-result')).toContainText('BAD_REQUEST')
+
+  // A tail of a topic that does not exist, or cannot, says why; following a real one again works.
+  await p.getByTestId('tail-topic').fill('no-such-topic')
+  await p.getByTestId('tail-start').click()
+  await expect(p.getByTestId('tail-state')).toContainText('TOPIC_NOT_FOUND')
+  await p.getByTestId('tail-topic').fill('not a topic!')
+  await p.getByTestId('tail-start').click()
+  await expect(p.getByTestId('tail-state')).toContainText('BAD_REQUEST')
+  await p.getByTestId('tail-topic').fill(TOPIC)
+  await p.getByTestId('tail-start').click()
+  await expect(p.getByTestId('tail-state')).toContainText(`Following ${TOPIC}`)
 
   // Still working: a good publish from the form is stored and reaches the live tail; nothing stored was lost.
   await p.getByTestId('publish-topic').fill(TOPIC)

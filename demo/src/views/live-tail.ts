@@ -16,6 +16,8 @@ export class LiveTailView {
   private topic: string | undefined
   private received = 0
   private knownTopics = ''
+  /** The first known topic is followed by itself once; after that only the user chooses. */
+  private chosen = false
 
   constructor (container: HTMLElement, client: MeshClient) {
     this.client = client
@@ -29,17 +31,18 @@ export class LiveTailView {
     container.append(form, this.state, this.list)
   }
 
-  /** Offers the known topics as suggestions, and follows the first one if nothing is followed yet. */
+  /** Offers the known topics as suggestions, and follows the first one if nothing was chosen yet. */
   setTopics (names: string[]): void {
     const key = names.join('\u0000')
     if (key === this.knownTopics) return
     this.knownTopics = key
     replaceChildren(this.options, ...names.map(n => el('option', { value: n })))
-    if (this.topic === undefined && names.length > 0) this.follow(names[0])
+    if (!this.chosen && names.length > 0) this.follow(names[0])
   }
 
   follow (topic: string): void {
     if (topic === '' || topic === this.topic) return
+    this.chosen = true
     this.handle?.close()
     this.topic = topic
     this.input.value = topic
