@@ -21,6 +21,7 @@ export interface ConformanceResult { name: string, ok: boolean, error?: string }
 const received: Record<string, Received[]> = {}
 const counts: Record<string, number> = {}
 let peer: BrowserPeer | undefined
+let stalled = false
 
 function record (key: string, msg: ReceivedMessage, keep: boolean): void {
   counts[key] = (counts[key] ?? 0) + 1
@@ -48,22 +49,25 @@ const peerTest = {
   },
 
   /**
-   * A group subscription that survives reloads: every processed offset is appended to localStorage. The message at
-   * `stallAt` (first page load only) is never finished: the page is "busy" with it when the spec reloads.
+   * A group subscription that survives reloads: every processed message (`partition:offset`) is appended to
+   * localStorage. The message at `stallAt` (first page load only) is never finished: the page is busy with it when
+   * the spec reloads, so it and everything delivered after it must come again, and nothing before it.
    */
-  async trackGroup (topic: string, group: string, stallAt: number): Promise<void> {
+  async trackGroup (topic: string, group: string, stallAt: string): Promise<void> {
     const firstLoad = sessionStorage.getItem('loaded') === null
     sessionStorage.setItem('loaded', '1')
     const sub = peer!.subscribe(topic, async msg => {
-      if (firstLoad && msg.offset === stallAt) await new Promise(() => {})
-      const log = JSON.parse(localStorage.getItem(LOG_KEY) ?? '[]') as number[]
-      log.push(msg.offset)
+      const key = `${msg.partition}:${msg.offset}`
+      if (firstLoad && key === stallAt) { stalled = true; await new Promise(() => {}) }
+      const log = JSON.parse(localStorage.getItem(LOG_KEY) ?? '[]') as string[]
+      log.push(key)
       localStorage.setItem(LOG_KEY, JSON.stringify(log))
     }, { group, maxInFlight: 16 })
     await sub.ready
   },
 
-  groupLog (): number[] { return JSON.parse(localStorage.getItem(LOG_KEY) ?? '[]') as number[] },
+  stalled (): boolean { return stalled },
+  groupLog (): string[] { return JSON.parse(localStorage.getItem(LOG_KEY) ?? '[]') as string[] },
   received (key: string): Received[] { return received[key] ?? [] },
   count (key: string): number { return counts[key] ?? 0 },
   online (): boolean { return peer?.online ?? false },
