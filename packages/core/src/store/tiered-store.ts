@@ -182,7 +182,9 @@ export class TieredStore implements StorageTier {
         if (this.nextOffload() === undefined && full()) break
       }
       const pinned = this.localBytes - this.evictable
-      if (full()) {
+      // Truly full: what cannot be evicted fills the budget. Short of that one batch may overshoot it (a group commit
+      // is at most a few MiB), rather than refuse a replica's apply batch that happens to be large.
+      if (full() && pinned >= this.budget) {
         this.call(o => o.refused?.(incoming))
         this.kick()
         throw new GemError('STORAGE_FULL', `the local tier holds ${pinned} bytes not yet offloaded${this.degradedSince !== undefined ? ' (the remote tier is unreachable)' : ''}; its budget is ${this.budget} bytes: retry later`)
