@@ -75,6 +75,8 @@ export interface BrowserPeerStats {
   feeds: { asked: number, offered: number, joined: number, failed: number }
   queuedPublishes: number
   server: string | undefined
+  /** Where each subscription's deliveries come from now: a server node, a feeding browser, or nowhere (reattaching). */
+  subscriptions: Array<{ topic: string, mode: 'tail' | 'consume', group?: string, server?: string, feeder?: string }>
 }
 
 export interface BrowserPeer extends Gem {
@@ -374,6 +376,13 @@ class BrowserPeerImpl implements BrowserPeer {
       feeds: { ...this.feedCounters },
       queuedPublishes: this.outbox.size,
       server: this.attached,
+      subscriptions: [...this.subs.values()].map(sub => ({
+        topic: sub.topic,
+        mode: sub.mode,
+        ...(sub.opts.group !== undefined ? { group: sub.opts.group } : {}),
+        ...(sub.onServer !== undefined ? { server: sub.onServer } : {}),
+        ...(sub.feeder !== undefined ? { feeder: sub.feeder } : {}),
+      })),
     }
   }
 
