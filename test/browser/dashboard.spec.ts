@@ -17,6 +17,18 @@ const pageErrors: string[] = []
 
 test.describe.configure({ mode: 'serial' })
 
+/** Publishes through the page's form (an empty payload leaves the field as it is). */
+async function publishFromForm (p: Page, topic: string, payload?: string): Promise<void> {
+  await p.getByTestId('publish-topic').fill(topic)
+  if (payload !== undefined) await p.getByTestId('publish-payload').fill(payload)
+  await p.getByTestId('publish-send').click()
+}
+
+async function tailFromForm (p: Page, topic: string): Promise<void> {
+  await p.getByTestId('tail-topic').fill(topic)
+  await p.getByTestId('tail-start').click()
+}
+
 test.beforeAll(async ({ browser }) => {
   test.setTimeout(240_000)
   await ensureDashboardBuilt()
@@ -69,8 +81,7 @@ test('the dashboard renders the mesh: all three server nodes, their partitions a
 
 test('a live tail shows messages published from Node; the screenshot shows nodes and messages', async ({}, testInfo) => {
   const p = page!
-  await p.getByTestId('tail-topic').fill(TOPIC)
-  await p.getByTestId('tail-start').click()
+  await tailFromForm(p, TOPIC)
   await expect(p.getByTestId('tail-state')).toContainText(`Following ${TOPIC}`)
 
   const payloads = Array.from({ length: 8 }, (_, i) => `hello from node ${i % 3 + 1} #${i}`)
@@ -96,35 +107,25 @@ test('bad publish-form and tail input show their error codes and the page keeps 
   const info = (await api(nodes[0].url, 'GET', '/info')).json
   const maxPayload = info.config.max_payload_bytes as number
 
-  await p.getByTestId('publish-topic').fill(TOPIC)
-  await p.getByTestId('publish-payload').fill('x'.repeat(maxPayload + 1))
-  await p.getByTestId('publish-send').click()
+  await publishFromForm(p, TOPIC, 'x'.repeat(maxPayload + 1))
   await expect(p.getByTestId('publish-result')).toContainText('PAYLOAD_TOO_LARGE')
 
-  await p.getByTestId('publish-topic').fill('not a topic!')
-  await p.getByTestId('publish-payload').fill('hello')
-  await p.getByTestId('publish-send').click()
-  await expect(p.getByTestId('publish-result')).toContainText('BAD_REQUEST')
+  await publishFromForm(p, 'not a topic!', 'hello')
+  await expect(p.getByTestId('publish-result')).toContainText('BAD_REQUEST: invalid topic name')
 
-  await p.getByTestId('publish-topic').fill('')
-  await p.getByTestId('publish-send').click()
-  await expect(p.getByTestId('publish-result')).toContainText('BAD_REQUEST')
+  await publishFromForm(p, '')
+  await expect(p.getByTestId('publish-result')).toContainText('BAD_REQUEST: a topic is required')
 
   // A tail of a topic that does not exist, or cannot, says why; following a real one again works.
-  await p.getByTestId('tail-topic').fill('no-such-topic')
-  await p.getByTestId('tail-start').click()
+  await tailFromForm(p, 'no-such-topic')
   await expect(p.getByTestId('tail-state')).toContainText('TOPIC_NOT_FOUND')
-  await p.getByTestId('tail-topic').fill('not a topic!')
-  await p.getByTestId('tail-start').click()
+  await tailFromForm(p, 'not a topic!')
   await expect(p.getByTestId('tail-state')).toContainText('BAD_REQUEST')
-  await p.getByTestId('tail-topic').fill(TOPIC)
-  await p.getByTestId('tail-start').click()
+  await tailFromForm(p, TOPIC)
   await expect(p.getByTestId('tail-state')).toContainText(`Following ${TOPIC}`)
 
   // Still working: a good publish from the form is stored and reaches the live tail; nothing stored was lost.
-  await p.getByTestId('publish-topic').fill(TOPIC)
-  await p.getByTestId('publish-payload').fill('hello from the dashboard')
-  await p.getByTestId('publish-send').click()
+  await publishFromForm(p, TOPIC, 'hello from the dashboard')
   await expect(p.getByTestId('publish-result')).toContainText(`Stored in ${TOPIC}`)
   await expect(p.getByTestId('tail')).toContainText('hello from the dashboard')
   const after = (await readAll(nodes[0].url, TOPIC, 0)).length + (await readAll(nodes[0].url, TOPIC, 1)).length
@@ -141,18 +142,14 @@ test('?transport=gateway: the tail and the form work over the node\'s WebSocket 
     await p.waitForFunction(() => (window as { dashboardReady?: boolean }).dashboardReady === true, null, { timeout: 60_000 })
     await expect(p.getByTestId('status')).toContainText('gateway /ws')
     expect(await p.evaluate(() => (window as { gem?: unknown }).gem === undefined)).toBe(true)
-    await p.getByTestId('tail-topic').fill(TOPIC)
-    await p.getByTestId('tail-start').click()
+    await tailFromForm(p, TOPIC)
     await expect(p.getByTestId('tail-state')).toContainText(`Following ${TOPIC}`)
     expect((await api(nodes[2].url, 'POST', `/topics/${TOPIC}/messages`, { payload: 'to the gateway page' })).status).toBe(201)
     await expect(p.getByTestId('tail')).toContainText('to the gateway page')
-    await p.getByTestId('publish-topic').fill(TOPIC)
-    await p.getByTestId('publish-payload').fill('from the gateway page')
-    await p.getByTestId('publish-send').click()
+    await publishFromForm(p, TOPIC, 'from the gateway page')
     await expect(p.getByTestId('publish-result')).toContainText(`Stored in ${TOPIC}`)
     await expect(p.getByTestId('tail')).toContainText('from the gateway page')
-    await p.getByTestId('publish-payload').fill('y'.repeat((await api(nodes[1].url, 'GET', '/info')).json.config.max_payload_bytes + 1))
-    await p.getByTestId('publish-send').click()
+    await publishFromForm(p, TOPIC, 'y'.repeat((await api(nodes[1].url, 'GET', '/info')).json.config.max_payload_bytes + 1))
     await expect(p.getByTestId('publish-result')).toContainText('PAYLOAD_TOO_LARGE')
     await expect(p.getByTestId('online')).toHaveText('online')
   } finally {
@@ -186,9 +183,7 @@ test('offline: with every node down the page keeps its last view, says so and qu
   for (const id of ids) await expect(p.getByTestId('mesh-graph')).toContainText(id)
   await expect(p.getByTestId('tail-message')).toHaveCount(shown)
 
-  await p.getByTestId('publish-topic').fill(TOPIC)
-  await p.getByTestId('publish-payload').fill('written while offline')
-  await p.getByTestId('publish-send').click()
+  await publishFromForm(p, TOPIC, 'written while offline')
   await expect(p.getByTestId('publish-result')).toContainText('queued')
   await expect(p.getByTestId('queued')).toHaveText('1 queued')
   const shot = testInfo.outputPath('dashboard-offline.png')

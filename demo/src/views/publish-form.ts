@@ -30,6 +30,8 @@ export class PublishFormView {
   private async send (): Promise<void> {
     const topic = this.topic.value.trim()
     const payload = this.payload.value
+    // Cleared first, so that the same error twice still reads as a new answer.
+    this.say('')
     try {
       if (topic === '') throw new DashboardError('BAD_REQUEST', 'a topic is required')
       const bytes = new TextEncoder().encode(payload).byteLength
