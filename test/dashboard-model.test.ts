@@ -63,9 +63,10 @@ test('history: topic rates from offset deltas, never negative, and one backlog p
   assert.deepEqual(h.times, [3, 4, 6])
 })
 
-test('history: predicted load is plotted when the gateway reports it, in either place', () => {
+test('history: predicted load is plotted when the gateway reports it, under any of its names', () => {
   const h = new MeshHistory()
-  h.add(snapshot(1_000, cluster({}, [server('a', { predicted_load: 0.7 }), server('b', { load_report: { publish_rate: 0, delivery_rate: 0, backlog: 0, event_loop_lag_ms: 1, weight: 1, predicted: 0.2 } }), server('c')])))
-  assert.deepEqual([...h.nodePredicted.entries()], [['a', [0.7]], ['b', [0.2]], ['c', [null]]])
+  const report = { publish_rate: 0, delivery_rate: 0, backlog: 0, event_loop_lag_ms: 1, weight: 1, predicted: 0.2 }
+  h.add(snapshot(1_000, cluster({}, [server('a', { predicted_load: 0.7 }), server('b', { load_report: report }), server('c'), server('d', { predicted: 0.4, predicted_load: 0.4 })])))
+  assert.deepEqual([...h.nodePredicted.entries()], [['a', [0.7]], ['b', [0.2]], ['c', [null]], ['d', [0.4]]])
   assert.deepEqual(h.nodeLoad.get('a'), [0.5])
 })

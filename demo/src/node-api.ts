@@ -20,6 +20,9 @@ export interface ClusterNode {
   multiaddrs: string[]
   state: string
   load: number | null
+  /** max(current, predicted within 30 s) as the node's prediction engine forecasts it; null while unknown. */
+  predicted?: number | null
+  /** The older name of `predicted`. */
   predicted_load?: number | null
   load_report?: LoadReport | null
 }
@@ -72,7 +75,7 @@ export const fetchCluster = (base: string): Promise<ClusterView> => getJson(base
 export const fetchStats = (base: string): Promise<NodeStats> => getJson(base, '/stats')
 export const fetchInfo = (base: string): Promise<NodeInfo> => getJson(base, '/info')
 
-/** The predicted load of a node, wherever the gateway puts it (a top-level field or inside the load report). */
+/** The predicted load of a node, under whichever name the gateway reports it. */
 export function predictedLoad (n: ClusterNode): number | null {
-  return n.predicted_load ?? n.load_report?.predicted ?? null
+  return n.predicted ?? n.predicted_load ?? n.load_report?.predicted ?? null
 }
