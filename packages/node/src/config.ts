@@ -37,6 +37,8 @@ export const GemConfigSchema = z.strictObject({
     .describe('Partitions of a topic created without an explicit count.'),
   defaultReplication: z.int().min(1).max(16).default(3)
     .describe('Replicas of each partition of a topic created without an explicit count; clamped to the number of server nodes at creation.'),
+  reassignGraceMs: positiveInt().default(10_000)
+    .describe('How long a server node may be dead before the partitions it held are re-replicated elsewhere (ms).'),
   maxPayloadBytes: positiveInt().default(MiB)
     .describe('Largest message payload the gateway accepts (bytes).'),
   slowConsumer: z.strictObject({
@@ -89,6 +91,18 @@ export const GemConfigSchema = z.strictObject({
     .describe('S3 access key; empty = the standard AWS credential chain (AWS_ACCESS_KEY_ID, shared config, instance role).'),
   s3SecretAccessKey: z.string().default('')
     .describe('S3 secret key, with s3AccessKeyId.'),
+  predict: z.strictObject({
+    model: z.string().default('')
+      .describe('ONNX load-predictor model file; empty = the one shipped in the repo (models/load-predictor.onnx); `none` = EWMA only. A model that is missing or fails to load is reported once and EWMA is used.'),
+    capacity: z.number().gt(0).max(1).default(0.85)
+      .describe('Event-loop utilization above which a node is over capacity: leadership moves and placement act on max(current, predicted) load against it.'),
+    admission: z.boolean().default(true)
+      .describe('Slow producers with credit when this node is over capacity and predicted to saturate within 5 s; a publish that gets no credit within predict.maxWaitMs fails with OVERLOADED.'),
+    maxWaitMs: nonNegativeInt().default(1_000)
+      .describe('Longest a publish waits for admission credit before OVERLOADED (ms).'),
+    moves: z.boolean().default(true)
+      .describe('Hand the leadership of partitions this node leads to a follower when this node is predicted over capacity.'),
+  }).prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info')
     .describe('pino log level.'),
 })

@@ -14,8 +14,10 @@ import { createMetrics } from './metrics.ts'
 import { openLevelTier } from './storage/leveldb-tier.ts'
 import { openNodeStorage } from './storage/node-storage.ts'
 import { startNodeMeshHost } from './mesh/node-host.ts'
-import { ClientService, MembershipService, MeshBroker, PeerDirectory, ReplicationService, TierReplicaStore } from '@gem-mesh/core/mesh'
+import { ClientService, MembershipService, MeshBroker, PartitionMover, PeerDirectory, ReplicationService, TierReplicaStore } from '@gem-mesh/core/mesh'
 import { startLoadSampler } from './mesh/load-sampler.ts'
+import { startNodeLoadPrediction } from './predict/load-prediction.ts'
+import type { NodeLoadPrediction } from './predict/load-prediction.ts'
 import type { MemberView, MeshNode } from '@gem-mesh/core/mesh'
 import { decodeRecord } from '@gem-mesh/core'
 import type { BrokerApi } from '@gem-mesh/core'
@@ -137,7 +139,9 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       : undefined
     let directory: PeerDirectory | undefined
     let meshBroker: MeshBroker | undefined
+    let mover: PartitionMover | undefined
     let members: () => MemberView[] = () => []
+    let prediction: NodeLoadPrediction | undefined
     if (mesh !== undefined) {
       const meshLog = componentLogger(log, 'mesh')
       undo.push(() => mesh.stop())
@@ -161,9 +165,19 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         // One synced write to the applied log's LevelDB makes every earlier unsynced batch in it durable too.
         syncApplied: () => tier.write({ chunks: [], meta: [{ key: 'mesh/applied-sync', value: new Uint8Array(0) }] }),
         onRoleChange: v => replLog.info({ topic: v.topic, partition: v.partition, role: v.role, epoch: v.epoch, leader: v.leader, commit: v.commit }, 'replica role'),
+        onMembershipChange: v => mover?.onMembershipChange(v),
       })
       await replication.start()
       undo.push(() => replication.close())
+      // Load prediction (#7): forecasts from the load samples, decisions on them (placement load, credit, leadership).
+      const lp = await startNodeLoadPrediction({
+        config: config.predict, log: componentLogger(log, 'predict'), self: mesh.localPeerId,
+        members: () => members(), replicas: () => replication.views(),
+        transferLeadership: (topic, partition, to) => replication.transferLeadership(topic, partition, to),
+        nodeName: id => id === mesh.localPeerId ? nodeId : dir.peers().find(p => p.peerId === id)?.nodeId ?? id,
+      })
+      prediction = lp
+      undo.push(async () => lp.stop())
       meshBroker = new MeshBroker({
         local: broker,
         tier,
@@ -177,11 +191,40 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         autoCreateTopics: config.autoCreateTopics,
         defaultPartitions: config.defaultPartitions,
         defaultReplication: config.defaultReplication,
+        placementLoad: id => lp.placementLoad(id),
+        onPlacement: (topic, loads) => lp.service.recordPlacement(topic, loads),
+        ...(lp.admission !== undefined ? { admit: () => lp.admission!.admit() } : {}),
         onError: (where, err) => meshLog.warn({ err, where }, 'mesh broker'),
       })
       await meshBroker.start()
       const mb = meshBroker
       undo.push(() => mb.close())
+      // Partitions follow the ring as server nodes join and leave (dead for longer than the grace period): each
+      // partition's leader adds the new replicas as learners, lets them catch up, hands off its leadership, removes the old.
+      const moveLog = componentLogger(log, 'reassign')
+      const placementServers = (): string[] => {
+        const now = Date.now()
+        const swimServers = members().filter(m => !m.self && m.meta?.role === 'server')
+        const gone = new Set(swimServers.filter(m => m.state === 'left' || (m.state === 'dead' && now - m.lastChange >= config.reassignGraceMs)).map(m => m.id))
+        return [...new Set([
+          ...dir.peers().filter(p => p.role === 'server').map(p => p.peerId),
+          ...swimServers.map(m => m.id),
+        ])].filter(id => !gone.has(id))
+      }
+      const partitionMover = new PartitionMover({
+        transport: mesh,
+        service: replication,
+        definitions: () => mb.definitions(),
+        servers: placementServers,
+        onPlaced: (topic, partition, replicas, epoch, version) => {
+          moveLog.info({ topic, partition, replicas, epoch, version }, 'replica set committed')
+          mb.updatePlacement(topic, partition, replicas, epoch, version).catch(err => moveLog.warn({ err, topic, partition }, 'placement update'))
+        },
+        onError: (where, err) => moveLog.debug({ err, where }, 'reassign'),
+      })
+      await partitionMover.start()
+      undo.push(() => partitionMover.close())
+      mover = partitionMover
       // Edge peers (browsers) publish, subscribe and read through this node over /gem/1/client.
       const clients = new ClientService({ transport: mesh, api: mb, onError: (where, err) => meshLog.debug({ err, where }, 'client service') })
       await clients.start()
@@ -203,7 +246,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         dataDir,
         storage: () => ({ ...tier.status(), ...(storage.cold !== undefined ? { cold: storage.cold } : {}) }),
         ...(mesh !== undefined && directory !== undefined && meshBroker !== undefined
-          ? { mesh: { peerId: mesh.localPeerId, multiaddrs: () => mesh.multiaddrs(), peers: () => directory.peers(), members: () => members(), topics: () => meshBroker.definitions(), replicas: () => meshBroker.replicaViews() } }
+          ? { mesh: { peerId: mesh.localPeerId, multiaddrs: () => mesh.multiaddrs(), peers: () => directory.peers(), members: () => members(), topics: () => meshBroker.definitions(), replicas: () => meshBroker.replicaViews(), moves: () => mover?.moves() ?? [], ...(prediction !== undefined ? { prediction: () => prediction!.view() } : {}) } }
           : {}),
       },
     })
@@ -220,7 +263,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       const swim = new MembershipService({
         transport: mesh,
         meta: { node: nodeId, role: 'server', http: url },
-        loadReport: () => sampler.sample(),
+        loadReport: () => { const s = sampler.sample(); prediction?.observe(s); return s },
         onMember: e => { if (e.change === 'state' && e.id !== mesh.localPeerId) swimLog.info({ peer: e.id, state: e.state, incarnation: e.incarnation }, 'member') },
         onError: (err, peer) => swimLog.debug({ err, peer }, 'membership'),
       })

@@ -3,7 +3,8 @@
 import type { BrokerApi } from '@gem-mesh/core'
 import type { Logger } from 'pino'
 import type { GemMetrics } from '../metrics.ts'
-import type { MemberView, MeshTopic, NodeCard, PartitionReplicaView } from '@gem-mesh/core/mesh'
+import type { ClusterPrediction } from '../predict/load-prediction.ts'
+import type { MemberView, MeshTopic, NodeCard, PartitionMove, PartitionReplicaView } from '@gem-mesh/core/mesh'
 
 export type SlowConsumerPolicy = 'disconnect' | 'drop_oldest'
 
@@ -62,5 +63,9 @@ export interface GatewayNodeInfo {
     /** Topic placement (replica peer ids per partition) and this node's replicas. */
     topics?(): MeshTopic[]
     replicas?(): PartitionReplicaView[]
+    /** Replica moves under way on partitions this node leads. */
+    moves?(): PartitionMove[]
+    /** Load prediction: the predictor, predicted load per node, the newest decisions (#7). */
+    prediction?(): ClusterPrediction
   }
 }

@@ -14,7 +14,7 @@ import { messageView } from './payload.ts'
 import { parsePublishRequest } from './publish-request.ts'
 import { readJson } from './request-body.ts'
 import type { SseStreams } from './sse.ts'
-import type { LoadReport, NodeCard } from '@gem-mesh/core/mesh'
+import type { LoadReport, NodeCard, PartitionMove, PartitionReplicaView } from '@gem-mesh/core/mesh'
 
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' }
 const READ_LIMIT_DEFAULT = 100
@@ -98,6 +98,7 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
     const name = (peer: string | null): string | null => peer === null ? null : nodeOf.get(peer) ?? peer
     const defs = new Map((mesh?.topics?.() ?? []).map(d => [d.name, d]))
     const replicas = new Map((mesh?.replicas?.() ?? []).map(v => [`${v.topic}/${v.partition}`, v]))
+    const moves = new Map((mesh?.moves?.() ?? []).map(m => [`${m.topic}/${m.partition}`, m]))
     return broker.listTopics().flatMap(t => t.offsets.map(o => {
       const placed = defs.get(t.name)?.replicas[o.partition]
       const here = replicas.get(`${t.name}/${o.partition}`)
@@ -110,6 +111,7 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
         epoch: here?.epoch ?? 0,
         offsets: { low: o.low, high: o.high, ...(here !== undefined ? { commit: here.commit, end: here.end, replica_start: here.start } : {}) },
         ...(here !== undefined ? { role: here.role, ...(here.installs > 0 ? { snapshot_installs: here.installs } : {}) } : {}),
+        ...movingView(moves.get(`${t.name}/${o.partition}`), here, name),
       }
     }))
   }
@@ -128,24 +130,30 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
       if (m.self || m.state === 'left' || listed.has(m.id)) continue
       listed.add(m.id)
       const card = cards.get(m.id) ?? { nodeId: m.meta?.node ?? m.id, peerId: m.id, httpUrl: m.meta?.http, multiaddrs: [], role: m.meta?.role === 'browser' ? 'browser' as const : 'server' as const }
-      out.push({ ...nodeView(card, m.state, m.load?.utilization ?? null), incarnation: m.incarnation, load_report: m.load === undefined ? null : loadView(m.load) })
+      out.push({ ...nodeView(card, m.state, m.load?.utilization ?? null, predictedOf(m.id)), incarnation: m.incarnation, load_report: m.load === undefined ? null : loadView(m.load) })
     }
     // Other nodes' load arrives with membership's load reports; until then it is unknown, not zero.
-    for (const c of cards.values()) if (!listed.has(c.peerId)) out.push(nodeView(c, 'alive', null))
+    for (const c of cards.values()) if (!listed.has(c.peerId)) out.push(nodeView(c, 'alive', null, predictedOf(c.peerId)))
     return out
   }
+
+  const predictedOf = (peerId: string | undefined): number | null => peerId === undefined ? null : ctx.info.mesh?.prediction?.().predicted(peerId) ?? null
 
   app.get('/cluster', () => {
     // Load = event-loop utilization since the previous /cluster answer.
     const now = perf.eventLoopUtilization()
     const load = perf.eventLoopUtilization(now, elu).utilization
     elu = now
+    const prediction = ctx.info.mesh?.prediction?.()
     return json({
       nodes: [
-        nodeView({ nodeId: ctx.info.nodeId, peerId: ctx.info.mesh?.peerId, httpUrl: ctx.url, multiaddrs: ctx.info.mesh?.multiaddrs() ?? [], role: 'server' }, 'alive', load),
+        nodeView({ nodeId: ctx.info.nodeId, peerId: ctx.info.mesh?.peerId, httpUrl: ctx.url, multiaddrs: ctx.info.mesh?.multiaddrs() ?? [], role: 'server' }, 'alive', load, predictedOf(ctx.info.mesh?.peerId)),
         ...otherNodes(),
       ],
       partitions: partitionViews(),
+      // Load prediction (#7): what this node decided on its forecasts, newest last, each with its prediction.
+      decisions: prediction?.decisions ?? [],
+      ...(prediction !== undefined ? { prediction: { predictor: prediction.predictor, capacity: prediction.capacity, admission: prediction.admission } } : {}),
     })
   })
 
@@ -346,8 +354,25 @@ function statsView (s: BrokerStats): Record<string, unknown> {
   }
 }
 
-/** One /cluster node entry, the same shape for this node and for the peers the mesh reports. */
-function nodeView (n: Omit<NodeCard, 'peerId'> & { peerId?: string }, state: string, load: number | null): Record<string, unknown> {
+/**
+ * A replica move under way on a partition this node leads (partition reassignment), for /cluster: absent when none.
+ * `learners` are joining replicas still catching up; `step` says what the leader does now and with whom.
+ */
+function movingView (move: PartitionMove | undefined, here: PartitionReplicaView | undefined, name: (peer: string | null) => string | null): Record<string, unknown> {
+  if (move === undefined && (here === undefined || here.learners.length === 0)) return {}
+  return {
+    moving: {
+      ...(move !== undefined ? { step: move.step, peer: name(move.peer), target: move.target.map(p => name(p)) } : {}),
+      learners: (here?.learners ?? []).map(p => name(p)),
+    },
+  }
+}
+
+/**
+ * One /cluster node entry, the same shape for this node and for the peers the mesh reports. `predicted` (and its older
+ * name `predicted_load`) is max(current, predicted within 30 s) load as this node forecasts it, null while unknown.
+ */
+function nodeView (n: Omit<NodeCard, 'peerId'> & { peerId?: string }, state: string, load: number | null, predicted: number | null = null): Record<string, unknown> {
   return {
     id: n.nodeId,
     peer_id: n.peerId ?? null,
@@ -356,7 +381,8 @@ function nodeView (n: Omit<NodeCard, 'peerId'> & { peerId?: string }, state: str
     multiaddrs: n.multiaddrs,
     state,
     load,
-    predicted_load: null,
+    predicted_load: predicted,
+    predicted,
   }
 }
 
