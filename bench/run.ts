@@ -10,6 +10,8 @@ import { api, startGem, tempDataDir } from '../test/support/gem-process.ts'
 import { pacedSend, waitForCount } from './lib/paced.ts'
 import { steadyLatency } from './lib/latency.ts'
 import { meshSuite } from './mesh.ts'
+import { browserSuite } from './browser.ts'
+import { tiersSuite } from './tiers.ts'
 import { percentile, pipelinedPublish, subscribers } from './lib/ws-client.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -17,10 +19,10 @@ const PAYLOAD = 256
 const quick = process.argv.includes('--quick')
 const scale = quick ? 0.1 : 1
 const suites = process.argv.slice(2).filter(a => !a.startsWith('--'))
-// `mesh` (three nodes) runs only when asked for: `npm run bench -- mesh`.
+// `mesh` (three nodes), `tiers` (S3 offload) and `browser` (Chromium) run only when asked for: `npm run bench -- mesh`.
 const all = ['sdk', 'sdk-latency', 'ws', 'latency', 'fanout', 'memory']
 const selected = suites.length === 0 ? all : suites
-for (const s of selected) if (![...all, 'mesh'].includes(s)) { console.error(`unknown suite ${s}; choose from ${all.join(', ')}`); process.exit(2) }
+for (const s of selected) if (![...all, 'mesh', 'tiers', 'browser'].includes(s)) { console.error(`unknown suite ${s}; choose from ${all.join(', ')}`); process.exit(2) }
 
 const commit = (() => { try { return execSync('git rev-parse --short HEAD', { cwd: ROOT }).toString().trim() } catch { return 'unknown' } })()
 const figures: Array<Record<string, unknown>> = []
@@ -207,14 +209,14 @@ async function memory (): Promise<void> {
   })
 }
 
-const run: Record<string, () => Promise<void>> = { sdk, 'sdk-latency': sdkLatency, ws, latency, fanout, memory, mesh: () => meshSuite(report, scale) }
+const run: Record<string, () => Promise<void>> = { sdk, 'sdk-latency': sdkLatency, ws, latency, fanout, memory, mesh: () => meshSuite(report, scale), tiers: () => tiersSuite(report, scale), browser: () => browserSuite(report, scale) }
 console.log(`GEM bench: suites ${selected.join(', ')}; payload ${PAYLOAD} B; ${cpus().length} cores; commit ${commit}${quick ? '; --quick' : ''}`)
 for (const s of selected) {
   try { await run[s]() } catch (err) { console.error(`suite ${s} failed:`, err); process.exitCode = 1 }
 }
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
 const result = { commit, cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, payload_bytes: PAYLOAD, quick, at: new Date().toISOString(), figures }
-const file = join(ROOT, 'bench/results', `${selected.length === 1 && selected[0] === 'mesh' ? 'mesh' : 'single-node'}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+const file = join(ROOT, 'bench/results', `${selected.length === 1 && (selected[0] === 'mesh' || selected[0] === 'tiers' || selected[0] === 'browser') ? selected[0] : 'single-node'}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
 writeFileSync(file, JSON.stringify(result, null, 2))
 writeFileSync(join(ROOT, 'bench/results/latest.json'), JSON.stringify(result, null, 2))
 console.log(`results: ${file}`)

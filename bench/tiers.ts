@@ -1,0 +1,102 @@
+// `npm run bench -- tiers`: tiered storage. Ingest msg/s of one node with offload to S3 (fauxqs) on and off, node RSS
+// and local disk bytes with 1M retained messages, and cold reads from S3 against reads of the same log from LevelDB.
+import { execSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Broker, TieredStore } from '../packages/core/src/index.ts'
+import { openLevelTier } from '../packages/node/src/storage/leveldb-tier.ts'
+import { openS3Tier } from '../packages/node/src/storage/s3-tier.ts'
+import { startEmbeddedS3 } from '../packages/node/src/storage/embedded-s3.ts'
+import { api, startGem, tempDataDir } from '../test/support/gem-process.ts'
+import { waitFor } from '../packages/core/test/wait-for.ts'
+import { pipelinedPublish } from './lib/ws-client.ts'
+
+type Report = (suite: string, name: string, value: number, unit: string, extra?: Record<string, unknown>) => void
+
+const PAYLOAD = 256
+const MiB = 1024 * 1024
+
+function rssMiB (pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m === null ? Number.NaN : Number(m[1]) / 1024
+}
+
+function duBytes (dir: string): number {
+  return Number(execSync(`du -sb ${JSON.stringify(dir)}`).toString().split('\t')[0])
+}
+
+interface IngestRun { rate: number, acked: number, rssMiB: number, localDiskBytes: number, dataDir: string, remove(): void }
+
+/** One node, one topic, `count` pipelined 256-byte publishes; the data directory is kept for the read phase. */
+async function ingest (count: number, args: string[], settle?: (url: string) => Promise<void>): Promise<IngestRun> {
+  const data = tempDataDir('gem-bench-tiers-')
+  const node = await startGem(data.dir, ['--mesh', 'false', ...args])
+  try {
+    await api(node.url, 'POST', '/topics', { name: 'tiers' })
+    const r = await pipelinedPublish(node.url, 'tiers', count, PAYLOAD, 2048, 180_000)
+    await settle?.(node.url)
+    return { rate: r.rate, acked: r.acked, rssMiB: rssMiB(node.child.pid!), localDiskBytes: duBytes(join(data.dir, 'log')), dataDir: data.dir, remove: data.remove }
+  } catch (err) {
+    data.remove()
+    throw err
+  } finally {
+    await node.stop()
+  }
+}
+
+/** Reads the whole partition through a broker on `tier`, decoding every record; msg/s. */
+async function readAll (tier: TieredStore, expected: number): Promise<{ rate: number, read: number }> {
+  const broker = await Broker.open({ tier, ownsTier: false, retentionCheckMs: 0, hotBytesPerPartition: 0, dedupWindowMs: 0 })
+  try {
+    const started = performance.now()
+    let from = 0
+    let read = 0
+    while (read < expected) {
+      const r = await broker.read('tiers', 0, from, 10_000)
+      if (r.messages.length === 0) break
+      read += r.messages.length
+      from = r.next
+    }
+    return { rate: read / ((performance.now() - started) / 1000), read }
+  } finally {
+    await broker.close()
+  }
+}
+
+export async function tiersSuite (report: Report, scale: number): Promise<void> {
+  const count = Math.round(1_000_000 * scale)
+  const s3dir = mkdtempSync(join(tmpdir(), 'gem-bench-s3-'))
+  const s3 = await startEmbeddedS3({ dir: s3dir })
+  const budgets = ['--hot-bytes', String(16 * MiB), '--segment-bytes', String(4 * MiB)]
+  const runs: IngestRun[] = []
+  try {
+    // Baseline first: the same node and budgets with no cold tier (and so no local budget: nothing could be evicted).
+    const off = await ingest(count, ['--s3', 'none', '--local-bytes', '0', ...budgets])
+    runs.push(off)
+    report('tiers', 'ingest, offload off (--s3 none, baseline)', off.rate, 'msg/s', { messages: off.acked })
+    const on = await ingest(count, ['--s3-endpoint', s3.endpoint, '--s3-bucket', 'gem', '--s3-prefix', 'bench', '--s3-access-key-id', 'b', '--s3-secret-access-key', 'b', '--local-bytes', String(64 * MiB), ...budgets],
+      async url => { await waitFor(async () => (await api(url, 'GET', '/health')).json.storage.remote.backlogSegments === 0, 'the offload backlog drains', 120_000) })
+    runs.push(on)
+    report('tiers', 'ingest, offload on (fauxqs, 64 MiB local budget)', on.rate, 'msg/s', { messages: on.acked, ratio_vs_baseline: on.rate / off.rate, offload_cost_pct: (1 - on.rate / off.rate) * 100, target_cost_pct: 15 })
+    const perMillion = 1_000_000 / on.acked
+    report('tiers', `node RSS after ingest, ${on.acked} msgs retained (offload on)`, on.rssMiB, 'MiB', { baseline_offload_off_mib: off.rssMiB, target_mib: 256 })
+    report('tiers', 'local disk bytes per 1M retained msgs (offload on)', on.localDiskBytes * perMillion, 'B', { mib: on.localDiskBytes * perMillion / MiB, baseline_offload_off_mib: off.localDiskBytes * (1_000_000 / off.acked) / MiB })
+
+    // Cold reads: the offloaded node's log, opened again in this process, read from offset 0 through the chain.
+    const local = await openLevelTier({ path: join(on.dataDir, 'log') })
+    const remote = await openS3Tier({ endpoint: s3.endpoint, bucket: 'gem', prefix: 'bench', credentials: s3.credentials })
+    const cold = await TieredStore.open({ local, remote, localBytes: 64 * MiB })
+    const c = await readAll(cold, on.acked)
+    await cold.close()
+    const base = await TieredStore.open({ local: await openLevelTier({ path: join(off.dataDir, 'log') }) })
+    const b = await readAll(base, off.acked)
+    await base.close()
+    report('tiers', 'sequential read from LevelDB (baseline)', b.rate, 'msg/s', { messages: b.read })
+    report('tiers', 'cold read from offset 0, mostly from S3', c.rate, 'msg/s', { messages: c.read, ratio_vs_baseline: c.rate / b.rate, target_msg_s: 100_000 })
+  } finally {
+    for (const r of runs) r.remove()
+    await s3.stop()
+    rmSync(s3dir, { recursive: true, force: true })
+  }
+}
