@@ -1,5 +1,5 @@
 // Hostile peers on the mesh's own protocols: a libp2p host sends garbage to a real node's /gem/1/publish, topics,
-// group, fetch, replicate, group-state and deliver streams. Requests get BAD_REQUEST; the node keeps serving and loses nothing.
+// group, fetch, move, replicate, group-state and deliver streams. Requests get BAD_REQUEST; the node keeps serving and loses nothing.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { GemError } from '@gem-mesh/core'
@@ -33,7 +33,7 @@ test('garbage on every mesh protocol: clear refusals, the node keeps serving, st
     await withMesh(async mesh => {
       const host = await mesh.start({ bootstrap: [addr] })
       await waitFor(() => host.peers().includes(peer), 'connected to the node', 20_000)
-      for (const protocol of ['/gem/1/publish', '/gem/1/topics', '/gem/1/group', '/gem/1/fetch']) {
+      for (const protocol of ['/gem/1/publish', '/gem/1/topics', '/gem/1/group', '/gem/1/fetch', '/gem/1/move']) {
         for (const frame of garbage()) {
           const err = await host.request(peer, protocol, frame, { timeoutMs: 5_000 }).then(() => undefined, (e: unknown) => e)
           // An empty or accidental valid-looking frame may be answered; anything malformed must be refused with a code.
@@ -48,6 +48,18 @@ test('garbage on every mesh protocol: clear refusals, the node keeps serving, st
       const head = (o: unknown): Uint8Array => { const j = text(JSON.stringify(o)); const f = new Uint8Array(4 + j.byteLength + 1); new DataView(f.buffer).setUint32(0, j.byteLength); f.set(j, 4); return f }
       await assert.rejects(host.request(peer, '/gem/1/publish', head({ topic: 'nope', input: { id: 'x', partition: 0 } })), (e: unknown) => GemError.is(e, 'TOPIC_NOT_FOUND'))
       await assert.rejects(host.request(peer, '/gem/1/publish', head({ topic: 'orders', input: { id: 'x', partition: 7 } })), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+      // Replica moves: a host request that does not name the node among the learners, one for a topic it does not know,
+      // a drop for a partition it holds no replica of (nothing happens), and a placement update of the wrong shape.
+      const move = (o: unknown): Promise<unknown> => host.request(peer, '/gem/1/move', text(JSON.stringify(o)), { timeoutMs: 5_000 })
+      await assert.rejects(move({ op: 'host', topic: 'orders', partition: 0, voters: ['a'], learners: ['b'] }), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+      await assert.rejects(move({ op: 'host', topic: 'nope', partition: 0, voters: ['a'], learners: [peer] }), (e: unknown) => GemError.is(e, 'TOPIC_NOT_FOUND'))
+      await assert.rejects(move({ op: 'host', topic: 'orders', partition: 0, voters: 'a', learners: [peer] }), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+      await assert.rejects(move({ op: 'evict', topic: 'orders', partition: 0 }), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+      await move({ op: 'drop', topic: 'orders', partition: 0 })
+      const topics = (o: unknown): Promise<unknown> => host.request(peer, '/gem/1/topics', text(JSON.stringify(o)), { timeoutMs: 5_000 })
+      const def = { name: 'orders', partitions: 1, replication: 1, retention: {}, createdAt: 1, replicas: [[peer]] }
+      await assert.rejects(topics({ op: 'place', topic: { ...def, placed: [[1]] } }), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+      await assert.rejects(topics({ op: 'place', topic: { ...def, placed: 'x' } }), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
     })
 
     assert.equal((await api(node.url, 'GET', '/health')).status, 200)
