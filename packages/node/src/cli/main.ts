@@ -95,6 +95,15 @@ function buildProgram (done: (code: number) => void, signal: AbortSignal): Comma
     .addOption(urlOption())
     .action(async (opts) => { done(await statusCommand(opts)) })
 
+  program.command('trace')
+    .description('load traces for the load predictor (npm run train reads them from models/traces/)')
+    .command('record')
+    .description('poll GET /cluster once a second and write a load trace as JSON lines')
+    .option('--seconds <n>', 'how long to record', '300')
+    .option('--out <file>', 'write here instead of stdout')
+    .addOption(urlOption())
+    .action(async (opts) => { const { traceRecordCommand } = await import('./trace.ts'); done(await traceRecordCommand(opts, signal)) })
+
   program.command('local-mesh')
     .description('run a mesh of several nodes on this machine, each a `gem start` process (what `npm start` runs)')
     .option('--nodes <n>', 'how many nodes', '3')

@@ -1,0 +1,70 @@
+// Load prediction on real node processes: GET /cluster carries each node's predicted load and the decisions taken on
+// forecasts (placement here); a node without a usable model says so once and runs on EWMA; publish admission slows
+// producers with credit and refuses with OVERLOADED when a node predicts saturation, and the node keeps serving.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { waitFor } from '../packages/core/test/wait-for.ts'
+import { api, startGem, tempDataDir } from './support/gem-process.ts'
+import { withMeshProcesses } from './support/mesh.ts'
+
+test('three nodes: every node has a predicted load in /cluster, and a topic is placed on max(current, predicted) load', { timeout: 120_000 }, async () => {
+  await withMeshProcesses(3, async ({ nodes }) => {
+    const url = nodes[0].url
+    const cluster = await waitFor(async () => {
+      const c = (await api(url, 'GET', '/cluster')).json
+      return c.nodes.length === 3 && c.nodes.every((n: { predicted: unknown }) => typeof n.predicted === 'number') ? c : undefined
+    }, 'a prediction for every node', 60_000)
+    assert.equal(cluster.prediction.predictor, 'onnx')
+    assert.ok(Array.isArray(cluster.decisions))
+    for (const n of cluster.nodes) {
+      for (const field of ['id', 'peer_id', 'role', 'http_url', 'multiaddrs', 'state', 'load', 'predicted_load']) assert.ok(field in n, `node field ${field} kept`)
+      assert.equal(n.predicted, n.predicted_load)
+      assert.ok(n.predicted >= 0 && n.predicted < 10)
+    }
+    assert.equal((await api(url, 'POST', '/topics', { name: 'predicted', partitions: 3 })).status, 201)
+    const after = (await api(url, 'GET', '/cluster')).json
+    const placement = after.decisions.find((d: { kind: string, topic?: string }) => d.kind === 'placement' && d.topic === 'predicted')
+    assert.ok(placement !== undefined, `a placement decision: ${JSON.stringify(after.decisions)}`)
+    assert.equal(placement.predictor, 'onnx')
+    assert.equal(Object.keys(placement.loads).length, 3)
+    assert.ok(typeof placement.at === 'string' && !Number.isNaN(Date.parse(placement.at)))
+  })
+})
+
+test('a missing model: one warning, EWMA; admission refuses with OVERLOADED under load and the node keeps serving', { timeout: 120_000 }, async () => {
+  const dir = tempDataDir('gem-predict-')
+  // A capacity line of 1% utilization makes any real load "over capacity", so admission acts at once.
+  const node = await startGem(dir.dir, ['--predict-model', join(dir.dir, 'missing.onnx'), '--predict-capacity', '0.01', '--predict-max-wait-ms', '0'])
+  try {
+    const warnings = node.output().split('\n').filter(l => l.includes('falling back to EWMA'))
+    assert.equal(warnings.length, 1, node.output())
+    assert.match(warnings[0], /MODEL_INVALID/)
+    assert.equal((await api(node.url, 'GET', '/cluster')).json.prediction.predictor, 'ewma')
+    assert.equal((await api(node.url, 'POST', '/topics', { name: 'busy', partitions: 1 })).status, 201)
+    const deadline = Date.now() + 40_000
+    let overloaded: { status: number, json: any } | undefined
+    let sent = 0
+    // Bounded: at most 40 s and 40,000 publishes, 32 in flight.
+    while (overloaded === undefined && Date.now() < deadline && sent < 40_000) {
+      const batch = await Promise.all(Array.from({ length: 32 }, (_, i) => api(node.url, 'POST', '/topics/busy/messages', { payload: `m-${sent + i}` })))
+      sent += batch.length
+      overloaded = batch.find(r => r.status === 429)
+      for (const r of batch) if (r.status !== 201 && r.status !== 429) assert.fail(`unexpected ${r.status} ${JSON.stringify(r.json)}`)
+    }
+    assert.ok(overloaded !== undefined, `no OVERLOADED after ${sent} publishes`)
+    assert.equal(overloaded.json.error, 'OVERLOADED')
+    assert.match(overloaded.json.message, /credit/)
+    const cluster = (await api(node.url, 'GET', '/cluster')).json
+    const admission = cluster.decisions.find((d: { kind: string }) => d.kind === 'admission')
+    assert.ok(admission !== undefined, JSON.stringify(cluster.decisions))
+    assert.ok(admission.credit < 1)
+    assert.equal(admission.prediction.predictor, 'ewma')
+    assert.ok(admission.prediction.current > 0.01)
+    assert.ok(cluster.prediction.admission.refused >= 1)
+    assert.equal((await api(node.url, 'GET', '/health')).status, 200)
+  } finally {
+    await node.kill()
+    dir.remove()
+  }
+})
