@@ -20,11 +20,29 @@ export interface ConformanceResult { name: string, ok: boolean, error?: string }
 
 const received: Record<string, Received[]> = {}
 const counts: Record<string, number> = {}
+/** Per key: performance.now() of the first and of the latest delivery, and publish->delivery latencies (bench). */
+const firstAt: Record<string, number> = {}
+const lastAt: Record<string, number> = {}
+const latencies: Record<string, number[]> = {}
+
+/** A bench payload is `{"sentAt":<epoch ms>,...}`: the latency is measured against the same machine's clock. */
+function noteArrival (key: string, text: () => string, withLatency: boolean): void {
+  const now = performance.now()
+  firstAt[key] ??= now
+  lastAt[key] = now
+  if (!withLatency) return
+  try {
+    const sentAt = (JSON.parse(text()) as { sentAt?: number }).sentAt
+    if (typeof sentAt === 'number') (latencies[key] ??= []).push(Date.now() - sentAt)
+  } catch { /* not a bench payload */ }
+}
 let peer: BrowserPeer | undefined
 let stalled = false
+const sockets: WebSocket[] = []
 
-function record (key: string, msg: ReceivedMessage, keep: boolean): void {
+function record (key: string, msg: ReceivedMessage, keep: boolean, withLatency = false): void {
   counts[key] = (counts[key] ?? 0) + 1
+  noteArrival(key, () => msg.text(), withLatency)
   if (!keep) return
   const path = peer?.deliveryPath(msg)
   ;(received[key] ??= []).push({
@@ -43,9 +61,34 @@ const peerTest = {
   },
 
   /** A live (or group) subscription whose deliveries are kept under `key`; resolves once attached. */
-  async track (key: string, topic: string, opts: SubscribeOptions = {}, keep = true): Promise<void> {
-    const sub = peer!.subscribe(topic, msg => { record(key, msg, keep) }, opts)
+  async track (key: string, topic: string, opts: SubscribeOptions & { lastN?: number } = {}, keep = true, withLatency = false): Promise<void> {
+    const sub = peer!.subscribe(topic, msg => { record(key, msg, keep, withLatency) }, opts)
     await sub.ready
+  },
+
+  /** The same live subscription over a gateway's classic WebSocket protocol (/ws), for the bench's baseline. */
+  async trackWs (key: string, gatewayUrl: string, topic: string, lastN: number, withLatency = false): Promise<void> {
+    const ws = new WebSocket(gatewayUrl.replace(/^http/, 'ws') + '/ws')
+    await new Promise<void>((resolve, reject) => {
+      ws.onerror = () => reject(new Error(`websocket to ${gatewayUrl} failed`))
+      ws.onopen = () => { ws.send(JSON.stringify({ type: 'subscribe', topic, client_id: key, last_n: lastN, request_id: 'sub' })) }
+      ws.onmessage = ev => {
+        const m = JSON.parse(String(ev.data)) as { type: string, request_id?: string, message?: { payload?: unknown } }
+        if (m.type === 'ack' && m.request_id === 'sub') resolve()
+        if (m.type !== 'event') return
+        counts[key] = (counts[key] ?? 0) + 1
+        const p = m.message?.payload
+        noteArrival(key, () => typeof p === 'string' ? p : JSON.stringify(p), withLatency)
+      }
+    })
+    sockets.push(ws)
+  },
+
+  /** Deliveries under `key` so far, the ms between the first and the latest, and the latency percentiles. */
+  measure (key: string): { count: number, ms: number, p50?: number, p99?: number } {
+    const lat = [...(latencies[key] ?? [])].sort((a, b) => a - b)
+    const pct = (p: number): number | undefined => lat.length === 0 ? undefined : lat[Math.min(lat.length - 1, Math.floor(lat.length * p))]
+    return { count: counts[key] ?? 0, ms: (lastAt[key] ?? 0) - (firstAt[key] ?? 0), p50: pct(0.5), p99: pct(0.99) }
   },
 
   /**

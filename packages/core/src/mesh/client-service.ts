@@ -54,6 +54,8 @@ interface Session {
 
 const te = new TextEncoder()
 const MAX_SID_LENGTH = 64
+/** Deliveries per client-deliver frame: ~150 KiB of 256-byte messages, far below the 8 MiB frame limit. */
+const DELIVERIES_PER_FRAME = 512
 
 export class ClientService {
   private readonly transport: MeshTransport
@@ -246,18 +248,23 @@ export class ClientService {
       this.closeSub(session, sid)
       return
     }
-    let frame: Uint8Array
-    try {
-      frame = encodeDeliveryBatch({ sid, deliveries, ...(end !== undefined ? { end } : {}) })
-    } catch (err) {
-      this.onError('client-deliver-encode', err)
-      return
+    // A tail's first batch can be a whole backlog (lastN): cut it into frames well under the frame limit.
+    for (let i = 0; i < deliveries.length || (i === 0 && end !== undefined); i += DELIVERIES_PER_FRAME) {
+      const part = deliveries.slice(i, i + DELIVERIES_PER_FRAME)
+      const last = i + DELIVERIES_PER_FRAME >= deliveries.length
+      let frame: Uint8Array
+      try {
+        frame = encodeDeliveryBatch({ sid, deliveries: part, ...(end !== undefined && last ? { end } : {}) })
+      } catch (err) {
+        this.onError('client-deliver-encode', err)
+        return
+      }
+      session.pendingSends++
+      this.transport.send(session.peer, CLIENT_DELIVER_PROTOCOL, frame).then(
+        () => { session.pendingSends-- },
+        err => { session.pendingSends--; this.onError('client-deliver', err) },
+      )
     }
-    session.pendingSends++
-    this.transport.send(session.peer, CLIENT_DELIVER_PROTOCOL, frame).then(
-      () => { session.pendingSends-- },
-      err => { session.pendingSends--; this.onError('client-deliver', err) },
-    )
   }
 
   // ---- sessions ---------------------------------------------------------------------------------
