@@ -178,3 +178,42 @@ test('bad options are refused with BAD_REQUEST; a closed chain answers CLOSED', 
   await chain.close()
   await assert.rejects(chain.readChunks('a/0', 0, 1), (e: unknown) => GemError.is(e, 'CLOSED'))
 })
+
+test('an offload cut after the upload, before its local record, is redone on restart; nothing is lost or doubled', async () => {
+  const local = new MemoryTier()
+  const inner = new MemoryTier()
+  // The remote stores the segment object, then the "process dies": the write never reports success.
+  let crashAfterUpload = true
+  const remote: StorageTier = Object.assign(Object.create(inner) as StorageTier, {
+    name: 'crashy',
+    write: async (b: TierWriteBatch) => {
+      await inner.write(b)
+      if (crashAfterUpload && b.chunks.length > 0) throw new GemError('UNAVAILABLE', 'killed after the upload')
+    },
+  })
+  let { chain, broker } = await openChain(local, remote, { localBytes: 0 })
+  await broker.createTopic('t')
+  await publishAll(broker, 0, 1500)
+  await waitFor(() => chain.status().remote.state === 'degraded', 'the cut offload')
+  assert.equal(chain.status().remote.offloadedSegments, 0, 'no offload is recorded without its confirmation')
+  assert.ok((await inner.listMeta('segment/t/0/')).length > 0, 'segment objects reached the remote')
+  assert.equal(chain.status().local.evictableBytes, 0, 'nothing may be evicted yet')
+  await readBack(broker, 1500)
+  await broker.close()
+  await chain.close()
+
+  crashAfterUpload = false
+  ;({ chain, broker } = await openChain(local, remote))
+  await chain.settle()
+  assert.equal(chain.status().remote.state, 'ok')
+  assert.equal(chain.status().remote.backlogSegments, 0)
+  await readBack(broker, 1500)
+  // Redoing an offload rewrote the same chunks at the same bases: the remote holds each offset once.
+  let expect = 0
+  for (const c of await inner.readChunks('t/0', 0, Infinity)) {
+    assert.equal(c.baseOffset, expect)
+    expect = c.lastOffset + 1
+  }
+  await broker.close()
+  await chain.close()
+})

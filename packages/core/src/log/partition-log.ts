@@ -182,6 +182,8 @@ export class PartitionLog {
       const chunks = await this.tier.readChunks(this.stream, cursor, maxBytes)
       if (chunks.length === 0) break
       for (const c of chunks) {
+        // A read of a few records must not decode every chunk a large tier read returned.
+        if (out.length >= limit) break
         for (const r of decodeChunkRecords(c.data, c.baseOffset, c.lastOffset)) {
           if (r.offset >= cursor && r.offset < this.high && out.length < limit) out.push(r)
         }

@@ -19,8 +19,8 @@ export class ColdReadCache {
     this.maxBytes = maxBytes
   }
 
-  /** The cached chunks from the one holding `offset` to the end of its run, copied; undefined on a miss. */
-  get (stream: string, offset: number): StoredChunk[] | undefined {
+  /** The cached chunks from the one holding `offset` on, while below `maxBytes` (at least one), copied; undefined on a miss. */
+  get (stream: string, offset: number, maxBytes = Number.POSITIVE_INFINITY): StoredChunk[] | undefined {
     for (const [key, run] of this.runs) {
       if (run.stream !== stream) continue
       const first = run.chunks[0]
@@ -31,7 +31,14 @@ export class ColdReadCache {
       this.runs.delete(key)
       this.runs.set(key, run)
       // Readers get their own bytes, as from any tier.
-      return run.chunks.slice(i).map(c => ({ ...c, data: c.data.slice() }))
+      const out: StoredChunk[] = []
+      let bytes = 0
+      for (; i < run.chunks.length && (out.length === 0 || bytes < maxBytes); i++) {
+        const c = run.chunks[i]
+        out.push({ ...c, data: c.data.slice() })
+        bytes += c.data.byteLength
+      }
+      return out
     }
     return undefined
   }

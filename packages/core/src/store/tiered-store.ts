@@ -205,7 +205,7 @@ export class TieredStore implements StorageTier {
     let bytes = 0
     let cursor = Math.max(0, Math.ceil(fromOffset))
     while (cursor < localFirst) {
-      let chunks = this.cache.get(stream, cursor)
+      let chunks = this.cache.get(stream, cursor, maxBytes - bytes)
       const hit = chunks !== undefined
       if (chunks === undefined) {
         chunks = await this.remote.readChunks(stream, cursor, Math.max(maxBytes - bytes, this.readAhead))
