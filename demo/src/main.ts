@@ -9,6 +9,7 @@ import type { MeshClient } from './mesh-client.ts'
 import { meshGraph } from './mesh-graph-model.ts'
 import { fetchCluster, fetchInfo } from './node-api.ts'
 import { BrowserPeerClient } from './peer-client.ts'
+import { DeliverySummaryView } from './views/delivery-summary.ts'
 import { LiveTailView } from './views/live-tail.ts'
 import { LoadView } from './views/load-view.ts'
 import { MeshGraphView } from './views/mesh-graph.ts'
@@ -61,6 +62,7 @@ async function main (): Promise<void> {
   const { client, note } = await connect(info)
   const status = new StatusBarView(section('status'), client, note)
   const graph = new MeshGraphView(section('mesh'))
+  const deliveries = new DeliverySummaryView(section('mesh'))
   const ring = new RingView(section('ring'))
   const load = new LoadView(section('load'))
   const tail = new LiveTailView(section('tail'), client)
@@ -77,6 +79,7 @@ async function main (): Promise<void> {
     // The cluster cards show a remembered view while no node answers: dim them so that it reads as one.
     document.body.classList.toggle('stale', !s.fresh)
     redrawGraph()
+    deliveries.update(client.deliveries())
     ring.update(s.cluster)
     load.update(s.cluster, history)
     topics.update(history)

@@ -29,6 +29,15 @@ export interface TailHandle {
 
 export interface PublishAck { id: string, partition: number, offset: number }
 
+/** Where this page's deliveries came from since it started. */
+export interface DeliveryCounts {
+  server: number
+  browser: number
+  byTransport: Partial<Record<LinkTransport, number>>
+  /** Live batches this page forwarded to other browsers. */
+  fedBatches: number
+}
+
 export interface MeshClient {
   /** 'peer' = a libp2p browser peer of the mesh; 'gateway' = the WebSocket fallback. */
   readonly kind: 'peer' | 'gateway'
@@ -41,6 +50,7 @@ export interface MeshClient {
   /** The server node (peer id) this page's requests go to now, if any. */
   readonly server: string | undefined
   peers(): PeerLink[]
+  deliveries(): DeliveryCounts
   /** Called on any change of peers, online state or queue length; returns the unsubscribe. */
   onChange(fn: () => void): () => void
   tail(topic: string, onMessage: (m: TailMessage) => void): TailHandle

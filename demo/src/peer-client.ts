@@ -1,7 +1,7 @@
 // The mesh client over this page's browser peer (@gem-mesh/browser): tails are subscriptions, publishes go through
 // the peer (which queues them while offline), links come from peer.peers(). The normal case; ws-client.ts is the fallback.
 import type { BrowserPeer } from '@gem-mesh/browser'
-import type { MeshClient, PeerLink, PublishAck, TailHandle } from './mesh-client.ts'
+import type { DeliveryCounts, MeshClient, PeerLink, PublishAck, TailHandle } from './mesh-client.ts'
 
 export class BrowserPeerClient implements MeshClient {
   readonly kind = 'peer' as const
@@ -22,6 +22,11 @@ export class BrowserPeerClient implements MeshClient {
 
   peers (): PeerLink[] {
     return this.peer.peers()
+  }
+
+  deliveries (): DeliveryCounts {
+    const s = this.peer.stats()
+    return { ...s.delivered, byTransport: s.byTransport, fedBatches: s.fedBatches }
   }
 
   onChange (fn: () => void): () => void {

@@ -1,7 +1,7 @@
 // The fallback mesh client: the serving node's WebSocket gateway (/ws, the classic JSON protocol of DESIGN.md).
 // Reconnects with backoff, re-subscribes its tails, and holds publishes made while disconnected until it is back.
 import { DashboardError } from './mesh-client.ts'
-import type { MeshClient, PeerLink, PublishAck, TailHandle, TailMessage } from './mesh-client.ts'
+import type { DeliveryCounts, MeshClient, PeerLink, PublishAck, TailHandle, TailMessage } from './mesh-client.ts'
 
 interface Pending {
   resolve(frame: Record<string, unknown>): void
@@ -29,6 +29,8 @@ export class WsGatewayClient implements MeshClient {
   private readonly outbox: QueuedPublish[] = []
   private readonly tails = new Map<string, Set<(m: TailMessage) => void>>()
   private readonly listeners = new Set<() => void>()
+  /** Every event comes from the node over this socket. */
+  private received = 0
   private retryMs = RECONNECT_MIN_MS
   private closed = false
 
@@ -45,6 +47,10 @@ export class WsGatewayClient implements MeshClient {
 
   peers (): PeerLink[] {
     return this.online ? [{ id: this.serverId, role: 'server', transports: ['websockets'] }] : []
+  }
+
+  deliveries (): DeliveryCounts {
+    return { server: this.received, browser: 0, byTransport: { websockets: this.received }, fedBatches: 0 }
   }
 
   onChange (fn: () => void): () => void {
@@ -135,6 +141,7 @@ export class WsGatewayClient implements MeshClient {
       const m = f.message as Record<string, unknown>
       const handlers = this.tails.get(String(f.topic))
       if (handlers === undefined) return
+      this.received++
       const payload = m.payload ?? m.payload_base64
       const msg: TailMessage = {
         id: String(m.id),

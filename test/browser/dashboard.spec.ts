@@ -91,6 +91,11 @@ test('a live tail shows messages published from Node; the screenshot shows nodes
   }
   for (const payload of payloads) await expect(p.getByTestId('tail')).toContainText(payload)
   await expect(p.getByTestId('tail-message')).toHaveCount(payloads.length)
+  // The peer's own count of what it received, by source, is on the page too.
+  await expect.poll(async () => {
+    const m = /received (\d+) messages from server nodes and (\d+) from other browsers/.exec(await p.getByTestId('deliveries').textContent() ?? '')
+    return m === null ? 0 : Number(m[1]) + Number(m[2])
+  }).toBeGreaterThanOrEqual(payloads.length)
 
   // Wait until the rate chart and the message counts have caught up, so the screenshot shows a settled page.
   await expect(p.locator('[data-topic=orders] [data-testid=topic-messages]')).toHaveText(String(payloads.length))
