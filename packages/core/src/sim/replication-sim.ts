@@ -186,6 +186,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
     if (r.role === 'leader' && r.voters.length > node.votersSeen.length && r.voters.every((v, i) => i >= node.votersSeen.length || node.votersSeen[i] === v) && r.membership.epoch === r.epoch) {
       promoted++
       trace(`${sched.now} ${node.id} promoted ${r.voters[r.voters.length - 1]} to voter (voters ${r.voters.join(',')})`)
+      splitAfterChange(node.id, r.voters[r.voters.length - 1])
     }
     node.votersSeen = r.voters
     const role = `${r.role}@${r.epoch}`
@@ -413,6 +414,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
       added++
       fault(`${spare.id} added as a learner by ${leader.id} (voters ${leader.voters.join(',')})`)
       flush(leaderNode)
+      splitAfterChange(leader.id, spare.id)
     } else if (kind === 1) {
       // Remove: never below the first replica set's size in voters, so the disk-damage bound f stays right.
       const choices = leader.replicas.filter(id => id !== leader.id && (leader.learners.includes(id) || leader.voters.length > n))
@@ -421,6 +423,7 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
       leader.removeReplica(victim, sched.now)
       fault(`${victim} being removed by ${leader.id}`)
       flush(leaderNode)
+      splitAfterChange(leader.id, victim)
     } else {
       const to = reconfigRng.pick(leader.voters.filter(id => id !== leader.id))
       if (to === undefined) return
@@ -430,6 +433,24 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
       fault(`${leader.id} transfers the leadership to ${to}`)
       flush(leaderNode)
     }
+  }
+
+  /**
+   * Sometimes, right after a membership change, the network splits the leader and the changed replica (with a few
+   * others) from the rest: the moment at which a change made on top of an uncommitted one, or a leader that skipped
+   * its own-epoch commit, would let two disjoint majorities decide.
+   */
+  function splitAfterChange (leader: string, changed: string): void {
+    if (!reconfigure || sched.now >= faultMs || !reconfigRng.chance(0.3)) return
+    const others = reconfigRng.shuffle(allIds.filter(id => id !== leader && id !== changed))
+    const side = [leader, changed, ...others.slice(0, reconfigRng.int(0, Math.floor(others.length / 2)))]
+    const rest = allIds.filter(id => !side.includes(id))
+    sched.after(reconfigRng.int(0, 30), () => {
+      if (sched.now >= faultMs) return
+      net.partition([side, rest])
+      fault(`partition after a membership change ${side.join(',')} | ${rest.join(',')}`)
+      sched.after(reconfigRng.int(100, 1500), () => { net.heal(); fault('partition healed') })
+    })
   }
 
   /** A replica outside the current leader's committed membership is stopped and its copy dropped. */
