@@ -132,8 +132,6 @@ export class TieredStore implements StorageTier {
   private stale: string[] = []
   private pumping: Promise<void> | undefined
   private again = false
-  /** Serializes remote work (offloads, deletes) so that a delete never races an offload of the same stream. */
-  private remoteLock: Promise<void> = Promise.resolve()
   private retryTimer: TimerHandle | undefined
   private failures = 0
   private degradedSince: number | undefined
@@ -281,7 +279,6 @@ export class TieredStore implements StorageTier {
     if (this.retryTimer !== undefined) this.clock.clearTimer(this.retryTimer)
     this.retryTimer = undefined
     await this.pumping?.catch(() => {})
-    await this.remoteLock.catch(() => {})
     this.cache.clear()
     if (this.opts.ownsTiers !== false) {
       await this.local.close()
@@ -425,23 +422,18 @@ export class TieredStore implements StorageTier {
     this.pumping = this.pump().finally(() => { this.pumping = undefined })
   }
 
+  /** The one worker of the chain: remote deletes, offloads and evictions all run here, one at a time. */
   private async pump (): Promise<void> {
     do {
       this.again = false
       try {
         await this.dropStale()
         await this.evict()
-        if (this.remote !== undefined && this.retryTimer === undefined) await this.withRemote(() => this.remoteWork())
+        if (this.remote !== undefined && this.retryTimer === undefined) await this.remoteWork()
       } catch (err) {
         if (!this.closed) this.call(o => o.error?.('tier-pump', err))
       }
     } while (this.again && !this.closed)
-  }
-
-  private withRemote (fn: () => Promise<void>): Promise<void> {
-    const run = this.remoteLock.then(fn)
-    this.remoteLock = run.catch(() => {})
-    return run
   }
 
   private async remoteWork (): Promise<void> {
@@ -547,20 +539,15 @@ export class TieredStore implements StorageTier {
     await this.local.write({ chunks: [], meta: keys.map(key => ({ key, value: null })) })
   }
 
-  /** A remote delete now, or (the remote failing or degraded) recorded durably and retried before any new offload of the stream. */
+  /**
+   * Records a remote delete durably and leaves it to the pump, which runs it before any new offload of the stream
+   * (and retries it while the remote fails): retention, topic deletion and start-up never wait for S3.
+   */
   private async remoteDelete (st: StreamState, pd: PendingDelete): Promise<void> {
     st.gen++
     st.pendingDelete = mergePending(st.pendingDelete, pd)
     await this.local.write({ chunks: [], meta: [{ key: DELETE_PREFIX + st.stream, value: te.encode(JSON.stringify(st.pendingDelete)) }] })
-    if (this.degradedSince !== undefined) { this.kick(); return }
-    await this.withRemote(async () => {
-      try {
-        await this.runPendingDelete(st)
-        this.succeeded()
-      } catch (err) {
-        this.failed('delete', err)
-      }
-    })
+    this.kick()
   }
 
   private async runPendingDelete (st: StreamState): Promise<void> {
