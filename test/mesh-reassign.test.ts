@@ -6,6 +6,8 @@ import { api, readAll, startGem, tempDataDir } from './support/gem-process.ts'
 import { agreedLeader, withMeshProcesses } from './support/mesh.ts'
 import type { PartitionView } from './support/mesh.ts'
 import { waitFor } from '../packages/core/test/wait-for.ts'
+import { HashRing } from '../packages/core/src/ring/hash-ring.ts'
+import { assignPartitions } from '../packages/core/src/ring/assign-partitions.ts'
 
 const TOPIC = 'moves'
 const PARTITIONS = 4
@@ -39,6 +41,13 @@ async function settled (urls: string[], allowed: Set<string>): Promise<string[][
   return sets
 }
 
+/** Where the ring places the topic's partitions over these nodes (peer id -> node id), as sorted node-id sets. */
+function ringPlacement (nodes: Map<string, string>): string[][] {
+  const ring = HashRing.from([...nodes.keys()].sort().map(id => ({ id, weight: 1 })))
+  const placement = assignPartitions(ring, Array.from({ length: PARTITIONS }, (_, p) => ({ key: `${TOPIC}/${p}` })), { replication: 3 })
+  return Array.from({ length: PARTITIONS }, (_, p) => placement.get(`${TOPIC}/${p}`)!.map(peer => nodes.get(peer)!).sort())
+}
+
 /** On a failed wait: each node's partitions and its reassignment log lines, so the failure says where it stuck. */
 async function explain (err: unknown, nodes: Array<{ url: string, output(): string }>): Promise<never> {
   const lines: string[] = [(err as Error).message]
@@ -57,7 +66,9 @@ test('a joining node receives partitions under load, a dead node\'s partitions a
       const created = await api(nodes[0].url, 'POST', '/topics', { name: TOPIC, partitions: PARTITIONS, replication: 3 })
       assert.equal(created.status, 201, JSON.stringify(created.json))
       for (let p = 0; p < PARTITIONS; p++) await agreedLeader(nodes, TOPIC, p)
-      const nodeIds = await Promise.all(nodes.map(async n => (await api(n.url, 'GET', '/info')).json.node_id as string))
+      const infos = await Promise.all(nodes.map(async n => (await api(n.url, 'GET', '/info')).json as { node_id: string, peer_id: string }))
+      const nodeIds = infos.map(i => i.node_id)
+      const peers = new Map(infos.map(i => [i.peer_id, i.node_id]))
 
       // Publish load through node 0 for the whole test, bounded in count; each id retried until acknowledged.
       const acked = new Map<string, { partition: number, offset: number }>()
@@ -79,13 +90,18 @@ test('a joining node receives partitions under load, a dead node\'s partitions a
         // A 4th node joins: the ring gives it partitions, which it receives as a learner before it becomes a voter.
         const fourth = await startGem(extraDir.dir, ['--webrtc-direct', 'false', '--join', nodes[0].url, ...EXTRA])
         nodes.push(fourth)
-        const fourthId = (await api(fourth.url, 'GET', '/info')).json.node_id as string
+        const fourthInfo = (await api(fourth.url, 'GET', '/info')).json as { node_id: string, peer_id: string }
+        const fourthId = fourthInfo.node_id
         nodeIds.push(fourthId)
+        peers.set(fourthInfo.peer_id, fourthId)
+        // The ring decides: the replica sets end where it places the partitions over the four nodes.
+        const wanted = ringPlacement(peers)
+        assert.ok(wanted.some(s => s.includes(fourthId)), 'the ring gives the new node partitions')
         const ackedAtJoin = acked.size
         const afterJoin = await waitFor(async () => {
           const sets = await settled(nodes.map(n => n.url), new Set(nodeIds))
-          return sets !== undefined && sets.some(s => s.includes(fourthId)) && acked.size > ackedAtJoin ? sets : undefined
-        }, 'the 4th node to hold partitions, every move finished, publishes still acknowledged', 90_000).catch(err => explain(err, nodes))
+          return sets !== undefined && JSON.stringify(sets) === JSON.stringify(wanted) && acked.size > ackedAtJoin ? sets : undefined
+        }, `the replica sets to reach the ring's placement ${JSON.stringify(wanted)}, every move finished, publishes still acknowledged`, 90_000).catch(err => explain(err, nodes))
         console.log(`reassign: after the join ${afterJoin.filter(s => s.includes(fourthId)).length} of ${PARTITIONS} partitions have a replica on the new node`)
         // Minimal movement: a partition moved at most one replica (3 of its 4 possible sets keep two old replicas).
         for (const s of afterJoin) assert.ok(s.filter(id => id !== fourthId).length >= 2, `at most one replica moved: ${s.join(',')}`)
@@ -97,9 +113,10 @@ test('a joining node receives partitions under load, a dead node\'s partitions a
         const live = nodes.filter((_, i) => i !== victim)
         const liveIds = new Set(nodeIds.filter(id => id !== victimId))
         const ackedAtKill = acked.size
+        const wantedAfter = ringPlacement(new Map([...peers].filter(([, id]) => id !== victimId)))
         await waitFor(async () => {
           const sets = await settled(live.map(n => n.url), liveIds)
-          return sets !== undefined && acked.size > ackedAtKill ? sets : undefined
+          return sets !== undefined && JSON.stringify(sets) === JSON.stringify(wantedAfter) && acked.size > ackedAtKill ? sets : undefined
         }, 'the killed node\'s partitions re-replicated on the three live nodes', 120_000).catch(err => explain(err, live))
         stopLoad = true
         await load

@@ -114,9 +114,10 @@ export class PartitionMover {
   private round (): void {
     const targets = this.targets()
     const leading = new Set<string>()
+    const defs = new Map(this.opts.definitions().map(d => [d.name, d]))
     for (const v of this.opts.service.views()) {
       const key = `${v.topic}/${v.partition}`
-      if (v.role !== 'leader') { this.moving.delete(key); continue }
+      if (v.role !== 'leader') { this.moving.delete(key); this.dropIfRemoved(key, v, defs.get(v.topic)); continue }
       leading.add(key)
       const target = targets.get(key)
       if (target === undefined) continue
@@ -185,6 +186,21 @@ export class PartitionMover {
       this.opts.transport.request(peer, MOVE_PROTOCOL, te.encode(JSON.stringify(req)), { timeoutMs: 5_000 }).catch(err => this.onError('move-drop', err))
     }
     if (pending.size === 0) this.drops.delete(key)
+  }
+
+  /**
+   * A replica whose partition's committed placement (recorded by the leader once the change committed) no longer
+   * lists it stops and drops its copy, in case the leader's drop request never arrived (it changed, or this node was
+   * down). The placement must be at least as new as the membership this replica holds, so a replica added again
+   * after that placement stays.
+   */
+  private dropIfRemoved (key: string, v: PartitionReplicaView, def: MeshTopic | undefined): void {
+    const placed = def?.placed?.[v.partition]
+    // Epoch 0: a joining replica that has not heard from the leader yet; it is not yet in any placement.
+    if (placed == null || v.membershipEpoch === 0 || def!.replicas[v.partition].includes(this.opts.transport.localPeerId) || this.busy.has(key)) return
+    if (placed[0] < v.membershipEpoch || (placed[0] === v.membershipEpoch && placed[1] < v.membershipVersion)) return
+    this.busy.add(key)
+    this.opts.service.unhost(v.topic, v.partition, true).catch(err => this.onError('move-drop', err)).finally(() => this.busy.delete(key))
   }
 
   private async askToHost (peer: string, req: HostRequest): Promise<void> {
