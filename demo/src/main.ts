@@ -67,7 +67,7 @@ async function main (): Promise<void> {
   const load = new LoadView(section('load'))
   const tail = new LiveTailView(section('tail'), client)
   const publish = new PublishFormView(section('publish'), client, info.config.max_payload_bytes)
-  const topics = new TopicsView(section('topics'), name => { tail.follow(name); publish.setTopic(name) })
+  const topics = new TopicsView(section('topics'), name => { tail.follow(name); publish.setTopic(name, true) })
   const history = new MeshHistory()
   const poller = new ClusterPoller(home)
 

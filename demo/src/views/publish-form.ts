@@ -10,11 +10,14 @@ export class PublishFormView {
   private readonly topic: HTMLInputElement
   private readonly payload: HTMLTextAreaElement
   private readonly result: HTMLElement
+  /** Once the user typed a topic, suggestions never overwrite it (not even an emptied field). */
+  private typed = false
 
   constructor (container: HTMLElement, client: MeshClient, maxPayloadBytes: number) {
     this.client = client
     this.maxPayloadBytes = maxPayloadBytes
     this.topic = el('input', { type: 'text', placeholder: 'topic', 'data-testid': 'publish-topic', autocomplete: 'off', list: 'tail-topics' })
+    this.topic.addEventListener('input', () => { this.typed = true })
     this.payload = el('textarea', { rows: 3, placeholder: 'payload (text or JSON)', 'data-testid': 'publish-payload' })
     const button = el('button', { type: 'submit', 'data-testid': 'publish-send' }, 'Publish')
     this.result = el('div', { class: 'publish-result muted', 'data-testid': 'publish-result' }, `Up to ${(maxPayloadBytes / 1024).toFixed(0)} KiB per message.`)
@@ -23,8 +26,9 @@ export class PublishFormView {
     container.append(form)
   }
 
-  setTopic (topic: string): void {
-    if (this.topic.value === '') this.topic.value = topic
+  /** Suggests a topic (the first known one, or one clicked in the topics table). */
+  setTopic (topic: string, chosen = false): void {
+    if (chosen) { this.typed = true; this.topic.value = topic } else if (!this.typed && this.topic.value === '') this.topic.value = topic
   }
 
   private async send (): Promise<void> {
