@@ -16,9 +16,9 @@ export interface ChunkRef {
 
 export type DeleteOp = { stream: string, all: true } | { stream: string, all: false, before: number }
 
+/** The object's sequence number is in its key, not here: the object is encoded before its number is drawn. */
 export interface BatchHeader {
   v: 1
-  seq: number
   chunks: Array<{ s: string, b: number, l: number, o: number, n: number, c: number }>
   /** Metadata writes in order; the value base64, null deletes. */
   meta: Array<{ k: string, v: string | null }>
@@ -40,7 +40,7 @@ export const PREAMBLE_BYTES = 9
 const te = new TextEncoder()
 const td = new TextDecoder()
 
-export function encodeBatch (header: Omit<BatchHeader, 'chunks'>, chunks: Array<{ stream: string, base: number, last: number, data: Uint8Array, crc: number }>): { bytes: Uint8Array, refs: ChunkRef[] } {
+export function encodeBatch (header: Omit<BatchHeader, 'chunks'>, chunks: Array<{ stream: string, base: number, last: number, data: Uint8Array, crc: number }>): { bytes: Uint8Array, refs: Array<Omit<ChunkRef, 'seq'>> } {
   // Body offsets depend on the header length, which depends on the offsets' digits: lay out the body relative to
   // its start, and store relative offsets; refs get the absolute position once the header length is known.
   let at = 0
@@ -57,7 +57,7 @@ export function encodeBatch (header: Omit<BatchHeader, 'chunks'>, chunks: Array<
   new DataView(bytes.buffer).setUint32(5, head.byteLength)
   bytes.set(head, PREAMBLE_BYTES)
   for (let i = 0; i < chunks.length; i++) bytes.set(chunks[i].data, bodyStart + entries[i].o)
-  const refs = entries.map(e => ({ stream: e.s, base: e.b, last: e.l, seq: header.seq, pos: bodyStart + e.o, len: e.n, crc: e.c }))
+  const refs = entries.map(e => ({ stream: e.s, base: e.b, last: e.l, pos: bodyStart + e.o, len: e.n, crc: e.c }))
   return { bytes, refs }
 }
 
@@ -68,7 +68,7 @@ export function headerLength (preamble: Uint8Array, key: string): number {
   return new DataView(preamble.buffer, preamble.byteOffset, PREAMBLE_BYTES).getUint32(5)
 }
 
-export function decodeHeader (bytes: Uint8Array, key: string): { header: BatchHeader, refs: ChunkRef[] } {
+export function decodeHeader (bytes: Uint8Array, key: string, seq: number): { header: BatchHeader, refs: ChunkRef[] } {
   const len = headerLength(bytes, key)
   if (bytes.byteLength < PREAMBLE_BYTES + len) throw new GemError('CORRUPT_RECORD', `S3 object ${key}: header cut short`)
   let header: BatchHeader
@@ -81,7 +81,7 @@ export function decodeHeader (bytes: Uint8Array, key: string): { header: BatchHe
     throw new GemError('CORRUPT_RECORD', `S3 object ${key}: malformed header`)
   }
   const bodyStart = PREAMBLE_BYTES + len
-  const refs = header.chunks.map(e => ({ stream: e.s, base: e.b, last: e.l, seq: header.seq, pos: bodyStart + e.o, len: e.n, crc: e.c }))
+  const refs = header.chunks.map(e => ({ stream: e.s, base: e.b, last: e.l, seq, pos: bodyStart + e.o, len: e.n, crc: e.c }))
   return { header, refs }
 }
 

@@ -109,14 +109,14 @@ export class S3Tier implements StorageTier {
       if (m.value !== null && !(m.value instanceof Uint8Array)) throw new GemError('BAD_REQUEST', `metadata ${m.key}: value must be a Uint8Array or null`)
     }
     if (batch.chunks.length === 0 && batch.meta.length === 0) return Promise.resolve()
-    // Encoded now: the caller may reuse its buffers as soon as write() returns.
-    const chunks = batch.chunks.map(c => ({ stream: c.stream, base: c.baseOffset, last: c.lastOffset, data: c.data.slice(), crc: crc32c(c.data) }))
+    // Encoded now, one copy: the caller may reuse its buffers as soon as write() returns.
+    const chunks = batch.chunks.map(c => ({ stream: c.stream, base: c.baseOffset, last: c.lastOffset, data: c.data, crc: crc32c(c.data) }))
     const meta = batch.meta.map(m => ({ k: m.key, v: m.value === null ? null : toBase64(m.value) }))
+    const { bytes, refs } = encodeBatch({ v: 1, meta, deletes: [] }, chunks)
     return this.serial(async () => {
       const seq = this.nextSeq++
-      const { bytes, refs } = encodeBatch({ v: 1, seq, meta, deletes: [] }, chunks)
       await this.put(batchKey(this.prefix, seq), bytes)
-      this.applyBatch(seq, refs, meta, [])
+      this.applyBatch(seq, refs.map(r => ({ ...r, seq })), meta, [])
       await this.maybeCheckpoint()
     })
   }
@@ -250,7 +250,7 @@ export class S3Tier implements StorageTier {
       let head = await this.get(key, 0, HEAD_PROBE - 1)
       const len = headerLength(head, key)
       if (head.byteLength < PREAMBLE_BYTES + len) head = await this.get(key, 0, PREAMBLE_BYTES + len - 1)
-      const { header, refs } = decodeHeader(head, key)
+      const { header, refs } = decodeHeader(head, key, seq)
       this.applyBatch(seq, refs, header.meta, header.deletes)
       this.sinceCheckpoint++
     }
@@ -268,7 +268,7 @@ export class S3Tier implements StorageTier {
 
   private async writeDeletes (deletes: DeleteOp[]): Promise<void> {
     const seq = this.nextSeq++
-    const { bytes } = encodeBatch({ v: 1, seq, meta: [], deletes }, [])
+    const { bytes } = encodeBatch({ v: 1, meta: [], deletes }, [])
     await this.put(batchKey(this.prefix, seq), bytes)
     this.applyBatch(seq, [], [], deletes)
     // Deleted data should leave the bucket soon, not at the next scheduled checkpoint.
