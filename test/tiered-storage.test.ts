@@ -36,6 +36,8 @@ test('1M 256-byte messages, 16 MiB hot, 64 MiB local: segment objects in S3, a S
     rmSync(s3dir, { recursive: true, force: true })
   })
   const TOTAL = 1_000_000
+  const started = Date.now()
+  const phase = (what: string): void => t.diagnostic(`${what} at ${((Date.now() - started) / 1000).toFixed(1)} s`)
   const args = ['--mesh', 'false', ...s3Args(s3, 'big'), '--hot-bytes', String(16 * MiB), '--local-bytes', String(64 * MiB), '--segment-bytes', String(4 * MiB)]
   node = await startGem(data.dir, args)
   assert.equal((await api(node.url, 'POST', '/topics', { name: 'big' })).status, 201)
@@ -56,6 +58,7 @@ test('1M 256-byte messages, 16 MiB hot, 64 MiB local: segment objects in S3, a S
   assert.ok(killed && before.closed, `the node was killed mid-run (acked ${before.acked})`)
   assert.equal(before.error, undefined)
 
+  phase(`killed after ${before.acked} acks`)
   node = await startGem(data.dir, args)
   const stored = await high(node.url, 'big')
   assert.ok(stored >= before.acked, `every acknowledged message survived the kill: ${stored} stored, ${before.acked} acked`)
@@ -63,8 +66,10 @@ test('1M 256-byte messages, 16 MiB hot, 64 MiB local: segment objects in S3, a S
   assert.equal(rest.error, undefined)
   assert.equal(stored + rest.acked, TOTAL)
 
+  phase('all published')
   const url = node.url
   await waitFor(async () => (await health(url)).storage.remote.backlogSegments === 0, 'the offload backlog drains', 60_000)
+  phase('backlog drained')
   const h = await health(url)
   assert.equal(h.storage.remote.state, 'ok')
   assert.ok(h.storage.local.bytes <= 64 * MiB, `local segment bytes ${h.storage.local.bytes} within the 64 MiB budget`)
@@ -89,6 +94,7 @@ test('1M 256-byte messages, 16 MiB hot, 64 MiB local: segment objects in S3, a S
 
   // Everything from offset 0: most of it from S3 (through the cold-read cache), the rest from LevelDB and memory.
   assert.equal(await verifyLog(url, 'big', TOTAL), TOTAL)
+  phase('read back')
   assert.ok(await metric(url, 'gem_tier_cold_reads_total') > 0)
 })
 
