@@ -72,6 +72,29 @@ describe('replica membership', () => {
     assert.equal(leader.membership.epoch, leader.epoch, 'the membership is re-stamped with the new epoch')
   })
 
+  test("Ongaro's bug: a leader that changed the membership before its own epoch committed would let two disjoint majorities commit", () => {
+    // Four voters; s1 leads and removes s4, but the change reaches nobody (s1 is cut off): s1 now counts {s1,s2,s3}.
+    const c = new Cluster(4)
+    c.elect('s1'); c.propose('s1', ['a']); c.pump(); c.heartbeat(); c.pump()
+    c.isolate('s1')
+    c.r('s1').removeReplica('s4', c.now); c.flush('s1')
+    // s2 wins epoch 2 with s3 and s4; then s3 is slow: none of s2's appends reach it.
+    c.elect('s2', e => between('s2', 's3', 's4')(e) && !(e.from === 's2' && e.to === 's3' && e.m.type === 'append'))
+    c.cut.add('s2>s3'); c.cut.add('s3>s2')
+    // s2 tries to remove s3 at once. It must be refused: {s1,s2,s4}, in which s2 and s4 decide, is disjoint from the
+    // s1 and s3 that decide in s1's {s1,s2,s3}. (A leader that skips its own-epoch commit accepts, and the end diverges.)
+    assert.ok([undefined, 'UNAVAILABLE'].includes(code(() => c.r('s2').removeReplica('s3', c.now))))
+    c.flush('s2')
+    c.propose('s2', ['b']); c.pump(between('s2', 's4')); c.heartbeat(); c.pump(between('s2', 's4'))
+    // s1 comes back with s3 only and wins with it; whatever it commits must agree with what s2 committed.
+    c.heal(); c.isolate('s2'); c.isolate('s4'); c.cut.delete('s1>s3'); c.cut.delete('s3>s1')
+    c.elect('s1', between('s1', 's3'))
+    c.propose('s1', ['x']); c.pump(between('s1', 's3')); c.heartbeat(); c.pump(between('s1', 's3'))
+    const committed = (id: string): string[] => c.values(id).slice(0, c.r(id).commit)
+    const [one, two] = [committed('s1'), committed('s2')]
+    for (let i = 0; i < Math.min(one.length, two.length); i++) assert.equal(one[i], two[i], `offset ${i} committed as ${one[i]} by s1 and ${two[i]} by s2`)
+  })
+
   test('a removed replica gets no more of the log once removed; the leader cannot remove itself', () => {
     const c = settled()
     const leader = c.r('s1')
