@@ -117,6 +117,7 @@ class SimNode {
   member = true
   /** The voters its replica listed when last looked at (to see promotions). */
   votersSeen: readonly string[] = []
+  learnersSeen: readonly string[] = []
   /** The newest epoch its replica reached (in this disk's life). */
   epochSeen = 0
   /** The membership it starts from while its disk holds none. */
@@ -183,12 +184,14 @@ export function runReplicationSim (options: ReplicationSimOptions): ReplicationS
         })
       } else node.disk.write(a.write, () => { if (node.replica === r) { r.durable(a.token, sched.now); flush(node) } })
     }
-    if (r.role === 'leader' && r.voters.length > node.votersSeen.length && r.voters.every((v, i) => i >= node.votersSeen.length || node.votersSeen[i] === v) && r.membership.epoch === r.epoch) {
+    const newest = r.voters[r.voters.length - 1]
+    if (r.role === 'leader' && node.learnersSeen.includes(newest) && !node.votersSeen.includes(newest) && r.membership.epoch === r.epoch) {
       promoted++
-      trace(`${sched.now} ${node.id} promoted ${r.voters[r.voters.length - 1]} to voter (voters ${r.voters.join(',')})`)
-      splitAfterChange(node.id, r.voters[r.voters.length - 1])
+      trace(`${sched.now} ${node.id} promoted ${newest} to voter (voters ${r.voters.join(',')})`)
+      splitAfterChange(node.id, newest)
     }
     node.votersSeen = r.voters
+    node.learnersSeen = r.learners
     const role = `${r.role}@${r.epoch}`
     if (role !== node.lastRole) {
       if (r.role === 'leader') {
