@@ -46,7 +46,7 @@ function lastValueForecast (w: ArrayLike<number>): LoadForecast {
  * Exponentially weighted moving average, the same for every horizon. The default alpha is the one that
  * gave the lowest error on the training split (bench/train-predictor.ts prints it).
  */
-export const DEFAULT_EWMA_ALPHA = 0.4
+export const DEFAULT_EWMA_ALPHA = 0.7
 
 export class EwmaPredictor implements LoadPredictor {
   readonly name = 'ewma'
