@@ -6,7 +6,7 @@ import type { Multiaddr } from '@gem-mesh/core/mesh'
 
 export interface ServerTarget {
   peerId: string
-  /** Dialable addresses of that server, preferred transport first. */
+  /** Dialable addresses of that server, preferred transport first (refreshed when its gateway is asked again). */
   addrs: Multiaddr[]
 }
 

@@ -74,6 +74,8 @@ export interface BrowserPeerStats {
   /** Live subscriptions: feeders asked for, offered by the server, joined over direct WebRTC, failed (then served by a server). */
   feeds: { asked: number, offered: number, joined: number, failed: number }
   queuedPublishes: number
+  /** Why queued publishes are still waiting (the last transient failure), if they are. */
+  outboxError?: string
   server: string | undefined
   /** Where each subscription's deliveries come from now: a server node, a feeding browser, or nowhere (reattaching). */
   subscriptions: Array<{ topic: string, mode: 'tail' | 'consume', group?: string, server?: string, feeder?: string }>
@@ -132,6 +134,7 @@ const td = new TextDecoder()
 const TRANSIENT = new Set(['PEER_UNREACHABLE', 'CLOSED', 'TIMEOUT', 'UNAVAILABLE', 'NO_QUORUM', 'NOT_LEADER'])
 const RECONCILE_MS = 1_000
 const TOPICS_REFRESH_MS = 5_000
+const RESOLVE_EVERY_MS = 2_000
 
 export async function createBrowserPeer (options: BrowserPeerOptions): Promise<BrowserPeer> {
   if (typeof options !== 'object' || options === null) throw new GemError('BAD_REQUEST', 'createBrowserPeer: options are required')
@@ -187,6 +190,7 @@ class BrowserPeerImpl implements BrowserPeer {
   private attaching = false
   private topicList: TopicInfo[] = []
   private topicsAt = 0
+  private resolvedAt = Date.now()
   private timer: ReturnType<typeof setTimeout> | undefined
   private closing: Promise<void> | undefined
   private seq = 0
@@ -375,6 +379,7 @@ class BrowserPeerImpl implements BrowserPeer {
       fedBatches: this.feed.fedBatches,
       feeds: { ...this.feedCounters },
       queuedPublishes: this.outbox.size,
+      ...(this.outbox.lastError !== undefined && this.outbox.size > 0 ? { outboxError: this.outbox.lastError } : {}),
       server: this.attached,
       subscriptions: [...this.subs.values()].map(sub => ({
         topic: sub.topic,
@@ -671,6 +676,17 @@ class BrowserPeerImpl implements BrowserPeer {
   private async reconcile (): Promise<void> {
     if (this.closing !== undefined) return
     this.learnServers()
+    // Offline: a restarted server listens on new ports. Ask the bootstrap gateways again (at most every few seconds).
+    if (this.attached === undefined && !this.targets.some(t => this.connected(t.peerId)) && Date.now() - this.resolvedAt > RESOLVE_EVERY_MS) {
+      this.resolvedAt = Date.now()
+      try {
+        for (const t of await resolveBootstrap(this.options.bootstrap, this.options.prefer)) {
+          const known = this.targets.find(x => x.peerId === t.peerId)
+          if (known !== undefined) known.addrs = t.addrs
+          else { this.targets.push(t); this.serverIds.add(t.peerId) }
+        }
+      } catch { /* still offline */ }
+    }
     for (const t of this.targets) {
       if (!this.connected(t.peerId) && !this.dialing.has(t.peerId)) void this.dialServer(t).catch(() => {})
     }

@@ -22,6 +22,8 @@ export class Outbox {
   private readonly entries: Entry[] = []
   private flushing: Promise<void> | undefined
   private counter = 0
+  /** Why the last flush stopped (a transient failure), for diagnostics. */
+  lastError: string | undefined
 
   constructor (tier: StorageTier) {
     this.tier = tier
@@ -54,7 +56,12 @@ export class Outbox {
 
   /** Sends queued publishes in order until one fails transiently (then the rest wait for the next flush). */
   flush (send: (topic: string, input: Record<string, unknown>, payload: Uint8Array) => Promise<PublishResult>, transient: (err: unknown) => boolean): Promise<void> {
-    this.flushing ??= (async () => {
+    if (this.flushing !== undefined) return this.flushing
+    if (this.entries.length === 0) return Promise.resolve()
+    this.flushing = (async () => {
+      // Yield first: a body that finished synchronously would run its `finally` before this assignment and leave
+      // `flushing` set for good.
+      await Promise.resolve()
       try {
         while (this.entries.length > 0) {
           const e = this.entries[0]
@@ -63,13 +70,14 @@ export class Outbox {
           try {
             result = await send(e.topic, e.input, e.payload)
           } catch (err) {
-            if (transient(err)) return
+            if (transient(err)) { this.lastError = String((err as Error)?.message ?? err); return }
             this.entries.shift()
             await this.tier.write({ chunks: [], meta: [{ key: e.key, value: null }] }).catch(() => {})
             e.reject?.(err)
             continue
           }
           this.entries.shift()
+          this.lastError = undefined
           await this.tier.write({ chunks: [], meta: [{ key: e.key, value: null }] }).catch(() => {})
           e.resolve?.(result)
         }

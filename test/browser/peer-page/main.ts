@@ -39,6 +39,7 @@ function noteArrival (key: string, text: () => string, withLatency: boolean): vo
 let peer: BrowserPeer | undefined
 let stalled = false
 const sockets: WebSocket[] = []
+const pending: Array<Promise<{ id: string, partition: number, offset: number }>> = []
 
 function record (key: string, msg: ReceivedMessage, keep: boolean, withLatency = false): void {
   counts[key] = (counts[key] ?? 0) + 1
@@ -122,6 +123,12 @@ const peerTest = {
   async publish (topic: string, payload: string, opts: { id?: string } = {}) {
     return await peer!.publish(topic, payload, opts)
   },
+  /** Starts a publish without waiting (it may be queued offline); pendingResults() waits for all of them. */
+  publishLater (topic: string, payload: string): void {
+    pending.push(peer!.publish(topic, payload))
+  },
+  async pendingResults () { return await Promise.all(pending) },
+  topicNames (): string[] { return peer?.topics.list().map(t => t.name) ?? [] },
   async publishMany (topic: string, n: number, prefix: string) {
     const out = []
     for (let i = 0; i < n; i++) out.push(await peer!.publish(topic, `${prefix}-${i}`))

@@ -1,0 +1,71 @@
+// Offline and back: the only server node of a page is SIGKILLed; the page reads from its IndexedDB cache, keeps its
+// topic list, queues publishes, and when the node restarts (same data dir, same gateway port, new mesh ports) it finds
+// it again through the gateway url, sends the queued publishes once each, and comes back online.
+import { createServer } from 'node:net'
+import { expect, test } from '@playwright/test'
+import { api, readAll, startGem, tempDataDir } from '../support/gem-process.ts'
+import type { GemProcess } from '../support/gem-process.ts'
+import { openPeerPage, servePeerPage } from './support/peer-harness.ts'
+import type { PeerPageSite } from './support/peer-harness.ts'
+import type { PeerTest } from './peer-page/main.ts'
+
+declare const peerTest: PeerTest
+
+let site: PeerPageSite
+let node: GemProcess | undefined
+const data = tempDataDir('gem-peer-offline-')
+const problems: string[] = []
+
+/** A port free right now on 127.0.0.1, so that the restarted node's gateway comes back where the page looks. */
+async function freePort (): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>(resolve => srv.listen(0, '127.0.0.1', resolve))
+  const port = (srv.address() as { port: number }).port
+  await new Promise<void>(resolve => srv.close(() => resolve()))
+  return port
+}
+
+test.beforeAll(async () => {
+  test.setTimeout(120_000)
+  site = await servePeerPage()
+})
+
+test.afterAll(async () => {
+  await node?.kill()
+  data.remove()
+  await site?.close()
+})
+
+test('offline: cached reads and topics, queued publishes sent once when the node is back', async ({ page }) => {
+  test.setTimeout(90_000)
+  const port = await freePort()
+  const args = ['--webrtc-direct', 'false', '--http-port', String(port)]
+  node = await startGem(data.dir, args)
+  expect((await api(node.url, 'POST', '/topics', { name: 'notes', partitions: 1, replication: 1 })).status).toBe(201)
+  for (let i = 0; i < 5; i++) expect((await api(node.url, 'POST', '/topics/notes/messages', { payload: `note-${i}` })).status).toBe(201)
+
+  await openPeerPage(page, site, problems)
+  await page.evaluate(async url => { await peerTest.start({ bootstrap: [url], name: `offline-${Date.now()}` }) }, node.url)
+  expect((await page.evaluate(() => peerTest.read('notes', 0, 10))).texts).toEqual([0, 1, 2, 3, 4].map(i => `note-${i}`))
+
+  await node.kill()
+  await expect.poll(() => page.evaluate(() => peerTest.online()), { timeout: 20_000 }).toBe(false)
+  // Reads and the topic list come from IndexedDB.
+  expect((await page.evaluate(() => peerTest.read('notes', 2, 10))).texts).toEqual([2, 3, 4].map(i => `note-${i}`))
+  expect(await page.evaluate(() => peerTest.topicNames())).toContain('notes')
+  await page.evaluate(() => { for (let i = 0; i < 3; i++) peerTest.publishLater('notes', `offline-${i}`) })
+  await expect.poll(() => page.evaluate(() => peerTest.stats()?.queuedPublishes), { timeout: 5_000 }).toBe(3)
+
+  node = await startGem(data.dir, args)
+  await expect.poll(() => page.evaluate(() => peerTest.online()), { timeout: 30_000 }).toBe(true)
+  await expect.poll(() => page.evaluate(() => peerTest.stats()?.queuedPublishes), { timeout: 30_000, message: 'queued publishes are sent' }).toBe(0)
+  const results = await page.evaluate(() => peerTest.pendingResults())
+  expect(results.map(r => r.offset)).toEqual([5, 6, 7])
+  const stored = await readAll(node.url, 'notes')
+  expect(stored.map(m => m.payload)).toEqual([...[0, 1, 2, 3, 4].map(i => `note-${i}`), ...[0, 1, 2].map(i => `offline-${i}`)])
+  await page.evaluate(() => peerTest.close())
+})
+
+test('no page errors', () => {
+  expect(problems.join('\n')).toBe('')
+})
