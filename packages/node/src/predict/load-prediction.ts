@@ -17,6 +17,8 @@ export interface NodeLoadPrediction {
   placementLoad (peerId: string): number | undefined
   /** What GET /cluster shows: the predictor, per-node predictions and the newest decisions. */
   view (): ClusterPrediction
+  /** Decisions taken since start, by kind (the view keeps only the newest). */
+  decisionCounts (): Readonly<Record<string, number>>
   stop (): void
 }
 
@@ -45,6 +47,7 @@ export async function startNodeLoadPrediction (o: NodeLoadPredictionOptions): Pr
     : await loadPredictor(o.config.model === '' ? DEFAULT_MODEL_PATH : resolve(o.config.model), o.log)
   const admission = o.config.admission ? new PublishAdmission({ maxWaitMs: o.config.maxWaitMs }) : undefined
   let last: LoadSample | undefined
+  const counts: Record<string, number> = {}
   const name = o.nodeName ?? ((id: string) => id)
   const service = new LoadPredictionService({
     self: o.self,
@@ -58,7 +61,7 @@ export async function startNodeLoadPrediction (o: NodeLoadPredictionOptions): Pr
     partitions: () => o.replicas().map((v): HeldPartition => ({ topic: v.topic, partition: v.partition, leader: v.leader, replicas: v.replicas, end: v.end })),
     ...(o.config.moves ? { transferLeadership: o.transferLeadership } : {}),
     ...(admission !== undefined ? { admission } : {}),
-    onDecision: d => o.log.info(decisionLog(d, name), `decision: ${d.kind}`),
+    onDecision: d => { counts[d.kind] = (counts[d.kind] ?? 0) + 1; o.log.info(decisionLog(d, name), `decision: ${d.kind}`) },
     onError: (where, err) => o.log.debug({ err, where }, 'load prediction'),
   })
   service.start()
@@ -74,6 +77,7 @@ export async function startNodeLoadPrediction (o: NodeLoadPredictionOptions): Pr
       decisions: service.decisions().map(d => decisionView(d, name)),
       admission: admission?.stats() ?? null,
     }),
+    decisionCounts: () => counts,
     stop: () => service.stop(),
   }
 }
