@@ -136,6 +136,28 @@ test('a joining node receives partitions under load, a dead node\'s partitions a
           }
         }
         console.log(`reassign: ${acked.size} acknowledged publishes, all readable once from each of the ${live.length} live nodes`)
+
+        // A node that leads partitions stops gracefully: it hands its leaderships to the others first, and the two
+        // that remain (still a majority of each partition's three replicas) keep accepting publishes.
+        const leaving = await waitFor(async () => {
+          const views = await partitionsOn(live[1].url)
+          return views.some(v => v.role === 'leader') ? live[1] : undefined
+        }, 'a leader among the nodes other than the entry', 20_000).catch(async () => live[2])
+        const leavingId = nodeIds[nodes.indexOf(leaving)]
+        const ledBefore = (await partitionsOn(leaving.url)).filter(v => v.role === 'leader').length
+        assert.equal(await leaving.stop(), 0, 'a clean exit')
+        // Diagnostics, not an assertion (a slow machine may run out the hand-off's time): what its log says it handed off.
+        const handOff = leaving.output().split('\n').find(l => l.includes('leaderships handed off'))
+        console.log(`reassign: the stopping node led ${ledBefore} partitions; ${handOff === undefined ? 'no hand-off logged' : handOff.replace(/.*"handedOff":(\d+),"led":(\d+).*/, 'it handed off $1 of $2')}`)
+        const remaining = live.filter(n => n !== leaving)
+        await waitFor(async () => {
+          const views = await Promise.all(remaining.map(n => partitionsOn(n.url)))
+          return views.every(vs => vs.every(v => v.leader !== null && v.leader !== leavingId))
+        }, 'every partition led by a node that stayed', 30_000).catch(err => explain(err, remaining))
+        for (let i = 0; i < 20; i++) {
+          const r = await api(nodes[0].url, 'POST', `/topics/${TOPIC}/messages`, { id: `after-${i}`, key: `a${i}`, payload: i })
+          assert.ok(r.status === 201, `after-${i}: ${r.status} ${JSON.stringify(r.json)}`)
+        }
       } finally {
         stopLoad = true
         await load.catch(() => {})

@@ -18,6 +18,7 @@ import { ClientService, MembershipService, MeshBroker, PartitionMover, PeerDirec
 import { startLoadSampler } from './mesh/load-sampler.ts'
 import { startNodeLoadPrediction } from './predict/load-prediction.ts'
 import type { NodeLoadPrediction } from './predict/load-prediction.ts'
+import { registerPredictionMetrics } from './predict/prediction-metrics.ts'
 import type { MemberView, MeshNode } from '@gem-mesh/core/mesh'
 import { decodeRecord } from '@gem-mesh/core'
 import type { BrokerApi } from '@gem-mesh/core'
@@ -178,6 +179,10 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       })
       prediction = lp
       undo.push(async () => lp.stop())
+      registerPredictionMetrics(metrics.registry, lp, () => [
+        { peerId: mesh.localPeerId, nodeId },
+        ...dir.peers().map(p => ({ peerId: p.peerId, nodeId: p.nodeId })),
+      ])
       meshBroker = new MeshBroker({
         local: broker,
         tier,
@@ -221,9 +226,12 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
           mb.updatePlacement(topic, partition, replicas, epoch, version).catch(err => moveLog.warn({ err, topic, partition }, 'placement update'))
         },
         onError: (where, err) => moveLog.debug({ err, where }, 'reassign'),
+        onHandOff: (handedOff, led) => moveLog.info({ handedOff, led }, 'leaderships handed off'),
       })
       await partitionMover.start()
-      undo.push(() => partitionMover.close())
+      // A node that stops hands its leaderships to other voters first (at most 3 s), rather than leaving its
+      // partitions to wait out an election timeout.
+      undo.push(() => partitionMover.close(3_000))
       mover = partitionMover
       // Edge peers (browsers) publish, subscribe and read through this node over /gem/1/client.
       const clients = new ClientService({ transport: mesh, api: mb, onError: (where, err) => meshLog.debug({ err, where }, 'client service') })

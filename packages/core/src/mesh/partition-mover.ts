@@ -28,6 +28,8 @@ export interface PartitionMoverOptions {
   /** A replica set change committed on a partition this node leads: record it in the topic definition. */
   onPlaced: (topic: string, partition: number, replicas: string[], epoch: number, version: number) => void
   clock?: Clock
+  /** On close with a hand-off: how many of the leaderships this node held moved to another voter in time. */
+  onHandOff?: (handedOff: number, led: number) => void
   /** How often the leader looks for a step to take. Default 500 ms. */
   stepMs?: number
   onError?: (where: string, err: unknown) => void
@@ -70,10 +72,32 @@ export class PartitionMover {
     this.arm()
   }
 
-  async close (): Promise<void> {
+  /**
+   * Stops moving. With `handOffMs`, this node is leaving: it first hands the leadership of every partition it leads
+   * to another voter (TimeoutNow), waiting at most that long, so publishes do not wait out an election timeout.
+   */
+  async close (handOffMs = 0): Promise<void> {
     this.closed = true
     if (this.timer !== undefined) this.clock.clearTimer(this.timer)
+    if (handOffMs > 0) await this.handOffLeaderships(handOffMs)
     await this.opts.transport.unhandle(MOVE_PROTOCOL).catch(() => {})
+  }
+
+  private async handOffLeaderships (timeoutMs: number): Promise<void> {
+    const self = this.opts.transport.localPeerId
+    const targets = this.targets()
+    let handedOff = 0
+    const handOffs = this.opts.service.views().filter(v => v.role === 'leader' && v.voters.length > 1).map(v => {
+      // Prefer a voter the ring keeps for the partition; any other voter will do.
+      const wanted = targets.get(`${v.topic}/${v.partition}`) ?? []
+      const to = wanted.find(p => p !== self && v.voters.includes(p)) ?? v.voters.find(p => p !== self)!
+      return this.opts.service.transferLeadership(v.topic, v.partition, to).then(() => { handedOff++ }, err => this.onError('hand-off', err))
+    })
+    if (handOffs.length === 0) return
+    let timer: unknown
+    await Promise.race([Promise.all(handOffs), new Promise<void>(resolve => { timer = this.clock.setTimer(timeoutMs, resolve) })])
+    this.clock.clearTimer(timer)
+    this.opts.onHandOff?.(handedOff, handOffs.length)
   }
 
   /** Moves under way on partitions this node leads. */
