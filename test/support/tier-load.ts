@@ -74,31 +74,41 @@ export async function publishRange (url: string, topic: string, from: number, to
 /**
  * Reads partition 0 from offset 0 over REST and checks that offset i holds payloadOf(i); returns how many it read.
  * `ordered: false` checks only that each of the `expected` messages is there exactly once, in any order.
+ * Two readers take one half each, so that the node encodes one response while the test parses the other.
  */
 export async function verifyLog (url: string, topic: string, expected: number, deadlineMs = 150_000, ordered = true): Promise<number> {
   const deadline = Date.now() + deadlineMs
   const seen = new Uint8Array(expected)
-  let from = 0
-  while (from < expected) {
-    if (Date.now() > deadline) throw new Error(`read back only ${from} of ${expected} messages in time`)
-    const r = await api(url, 'GET', `/topics/${topic}/messages?partition=0&from=${from}&limit=1000`)
-    if (r.status !== 200) throw new Error(`read at ${from} failed: ${r.status} ${JSON.stringify(r.json)}`)
-    const messages = r.json.messages as Array<{ offset: number, payload: unknown }>
-    if (messages.length === 0) break
-    for (const m of messages) {
-      if (m.offset !== from) throw new Error(`expected offset ${from}, read ${m.offset}`)
-      if (!ordered) {
-        const i = Number(/^m(\d{10}):/.exec(String(m.payload))?.[1] ?? -1)
-        if (!(i >= 0 && i < expected) || m.payload !== payloadOf(i)) throw new Error(`offset ${from} holds a payload that is no message: ${String(m.payload).slice(0, 40)}`)
-        if (seen[i] === 1) throw new Error(`message ${i} is stored twice (again at offset ${from})`)
-        seen[i] = 1
-      } else if (m.payload !== payloadOf(from)) {
-        throw new Error(`offset ${from} holds ${JSON.stringify(m.payload).slice(0, 40)}…, not message ${from}`)
+  const half = Math.ceil(expected / 2)
+  const readRange = async (start: number, end: number): Promise<number> => {
+    let from = start
+    while (from < end) {
+      if (Date.now() > deadline) throw new Error(`read back only up to ${from} of ${start}..${end} in time`)
+      const r = await api(url, 'GET', `/topics/${topic}/messages?partition=0&from=${from}&limit=${Math.min(1000, end - from)}`)
+      if (r.status !== 200) throw new Error(`read at ${from} failed: ${r.status} ${JSON.stringify(r.json)}`)
+      const messages = r.json.messages as Array<{ offset: number, payload: unknown }>
+      if (messages.length === 0) break
+      for (const m of messages) {
+        if (from >= end) break
+        if (m.offset !== from) throw new Error(`expected offset ${from}, read ${m.offset}`)
+        if (!ordered) {
+          const i = Number(/^m(\d{10}):/.exec(String(m.payload))?.[1] ?? -1)
+          if (!(i >= 0 && i < expected) || m.payload !== payloadOf(i)) throw new Error(`offset ${from} holds a payload that is no message: ${String(m.payload).slice(0, 40)}`)
+          if (seen[i] === 1) throw new Error(`message ${i} is stored twice (again at offset ${from})`)
+          seen[i] = 1
+        } else if (m.payload !== payloadOf(from)) {
+          throw new Error(`offset ${from} holds ${JSON.stringify(m.payload).slice(0, 40)}…, not message ${from}`)
+        }
+        from++
       }
-      from++
     }
+    return from - start
   }
-  return from
+  const [a, b] = await Promise.all([readRange(0, half), readRange(half, expected)])
+  // The log must not hold more than was published either.
+  const beyond = await api(url, 'GET', `/topics/${topic}/messages?partition=0&from=${expected}&limit=1`)
+  if (beyond.json?.messages?.length !== 0) throw new Error(`the log holds messages past ${expected}`)
+  return a === half ? a + b : a
 }
 
 export async function health (url: string): Promise<{ status: string, storage: { local: { bytes: number, budgetBytes: number }, remote: { state: string, backlogSegments: number, offloadedSegments: number, lastError?: string } } }> {
