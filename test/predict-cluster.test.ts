@@ -68,3 +68,20 @@ test('a missing model: one warning, EWMA; admission refuses with OVERLOADED unde
     dir.remove()
   }
 })
+
+test('GET /metrics carries the load-prediction metrics', { timeout: 60_000 }, async () => {
+  const dir = tempDataDir('gem-predict-metrics-')
+  const node = await startGem(dir.dir)
+  try {
+    const text = await waitFor(async () => {
+      const t = await (await fetch(node.url + '/metrics')).text()
+      return /gem_load_predicted\{node="[^"]+"\} \d/.test(t) ? t : undefined
+    }, 'a predicted load in /metrics', 20_000)
+    assert.match(text, /gem_publish_credit [\d.]+/)
+    assert.match(text, /# TYPE gem_load_decisions_total counter/)
+    assert.match(text, /gem_publish_admission_refused_total 0/)
+  } finally {
+    await node.kill()
+    dir.remove()
+  }
+})

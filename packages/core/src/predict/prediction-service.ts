@@ -43,6 +43,8 @@ export interface LoadPredictionOptions {
 export type TimedDecision = Decision & { readonly at: number }
 
 const KEEP_DECISIONS = 50
+/** Samples of its own load a node needs before it decides anything. */
+const WARM_UP_SAMPLES = 5
 /** A partition whose leadership moved stays put this long (no ping-pong between two nodes that take turns looking hot). */
 const MOVE_COOLDOWN_MS = 30_000
 
@@ -110,7 +112,8 @@ export class LoadPredictionService {
 
   private decide (held: readonly HeldPartition[], publishRate: number, now: number): void {
     const selfForecast = this.forecasts.get(`node:${this.o.self}`)
-    if (selfForecast === undefined) return
+    // A node that just started is busy loading itself: its first seconds say nothing about its producers.
+    if (selfForecast === undefined || this.history.loads(`node:${this.o.self}`, WARM_UP_SAMPLES).length < WARM_UP_SAMPLES) return
     const name = this.o.predictor.name
     const credit = admissionCredit(selfForecast, this.policy, this.credit)
     if (this.o.admission !== undefined) {

@@ -186,7 +186,8 @@ describe('the prediction loop', () => {
       ],
       transferLeadership: async (topic, partition, to) => { moves.push(`${topic}/${partition}->${to}`) },
     })
-    await s.tick()
+    for (let i = 0; i < 5; i++) { await s.tick(); clock.advance(1000) }
+    assert.equal(s.decisions().length, 0, 'nothing to decide at 0.5')
     assert.equal(s.predictedLoad('a'), 0.5)
     assert.equal(s.predictedLoad('b'), 0.2)
     assert.equal(s.predictedLoad('c'), undefined)
