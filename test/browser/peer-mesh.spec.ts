@@ -79,6 +79,13 @@ test('Node publishes reach two pages, one of them fed by the other over direct W
   expect(peersOfB.find(p => p.id === aId)?.transports).toContain('webrtc')
   expect(peersOfB.filter(p => p.role === 'server').length).toBeGreaterThan(0)
   expect(serverA).toBe(await peerIdOf(first.url))
+  // Both pages are members of the mesh as browsers (edge peers: they hold no partitions).
+  await expect.poll(async () => {
+    const cluster = (await api(second.url, 'GET', '/cluster')).json as { nodes: Array<{ peer_id: string | null, role: string }> }
+    return cluster.nodes.filter(x => x.role === 'browser').map(x => x.peer_id).includes(aId)
+  }, { timeout: 20_000 }).toBe(true)
+  const placed = (await api(second.url, 'GET', '/cluster')).json as { partitions: Array<{ replicas: string[] }> }
+  expect(placed.partitions.flatMap(p => p.replicas)).not.toContain(aId)
 
   // A page publishes; a Node consumer group (pull over REST on another node) receives and acknowledges every message.
   const orders = 'orders'

@@ -1,6 +1,7 @@
 // Harness of the browser-peer specs: builds test/browser/peer-page with Vite (once per spec file), serves it on
 // 127.0.0.1, starts joined `gem start` processes, and hands out the multiaddrs a browser dials. Stops all it started.
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { existsSync, globSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -11,6 +12,8 @@ import { build } from 'vite'
 import { api } from '../../support/gem-process.ts'
 
 const PAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'peer-page')
+const ROOT = join(PAGE_DIR, '..', '..', '..')
+const SOURCES = ['test/browser/peer-page/**/*', 'packages/browser/src/**/*', 'packages/core/src/**/*', 'packages/*/package.json']
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -24,19 +27,45 @@ export interface PeerPageSite {
   close(): Promise<void>
 }
 
-/** Builds the peer page into a temp dir and serves it read-only on an ephemeral port. */
+/**
+ * The built page, shared by the spec files of one run: one Vite build of libp2p takes ~15 s on this machine. Keyed by
+ * the newest source mtime, built into a temp dir and renamed into place, so a half-written build is never served.
+ */
+async function builtPage (): Promise<string> {
+  const newest = Math.max(...globSync(SOURCES, { cwd: ROOT }).map(f => statSync(join(ROOT, f)).mtimeMs))
+  const outDir = join(tmpdir(), `gem-peer-page-${Math.floor(newest)}`)
+  if (existsSync(join(outDir, '.complete'))) return outDir
+  const tmp = await mkdtemp(join(tmpdir(), 'gem-peer-page-build-'))
+  try {
+    await build({
+      root: PAGE_DIR,
+      configFile: false,
+      envFile: false,
+      publicDir: false,
+      cacheDir: join(tmp, 'vite-cache'),
+      logLevel: 'warn',
+      build: { outDir: join(tmp, 'dist'), emptyOutDir: true, minify: false, reportCompressedSize: false, target: 'es2023', chunkSizeWarningLimit: 20_000 },
+    })
+    await writeFile(join(tmp, 'dist', '.complete'), String(newest))
+    await rm(outDir, { recursive: true, force: true })
+    try {
+      await rename(join(tmp, 'dist'), outDir)
+    } catch (err) {
+      if (!existsSync(join(outDir, '.complete'))) throw err // another run built the same sources meanwhile: use its
+    }
+    // Builds of older sources are of no use any more.
+    for (const d of readdirSync(tmpdir())) {
+      if (/^gem-peer-page-\d+$/.test(d) && join(tmpdir(), d) !== outDir) rmSync(join(tmpdir(), d), { recursive: true, force: true })
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true })
+  }
+  return outDir
+}
+
+/** Serves the built peer page read-only on an ephemeral port of 127.0.0.1. */
 export async function servePeerPage (): Promise<PeerPageSite> {
-  const tmp = await mkdtemp(join(tmpdir(), 'gem-peer-page-'))
-  const outDir = join(tmp, 'dist')
-  await build({
-    root: PAGE_DIR,
-    configFile: false,
-    envFile: false,
-    publicDir: false,
-    cacheDir: join(tmp, 'vite-cache'),
-    logLevel: 'warn',
-    build: { outDir, emptyOutDir: true, minify: false, reportCompressedSize: false, target: 'es2023', chunkSizeWarningLimit: 20_000 },
-  })
+  const outDir = await builtPage()
   const root = outDir
   const server: Server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
@@ -58,7 +87,6 @@ export async function servePeerPage (): Promise<PeerPageSite> {
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>(resolve => server.close(() => resolve()))
-      await rm(tmp, { recursive: true, force: true })
     },
   }
 }
