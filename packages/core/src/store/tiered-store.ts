@@ -128,6 +128,8 @@ export class TieredStore implements StorageTier {
   /** Segment bytes held locally, and the part of them that is offloaded (may be evicted). */
   private localBytes = 0
   private evictable = 0
+  /** Counts evictions, so that a read that overlapped one can tell. */
+  private evictions = 0
   /** Offload manifests whose segment is gone (retention): deleted from the local tier by the pump. */
   private stale: string[] = []
   private pumping: Promise<void> | undefined
@@ -196,6 +198,15 @@ export class TieredStore implements StorageTier {
 
   async readChunks (stream: string, fromOffset: number, maxBytes: number): Promise<StoredChunk[]> {
     this.ensureOpen()
+    for (let attempt = 1; ; attempt++) {
+      const evictions = this.evictions
+      const out = await this.readOnce(stream, fromOffset, maxBytes)
+      // An eviction during the read may have deleted local chunks it was about to read (it would see a gap): again.
+      if (this.evictions === evictions || attempt >= 3) return out
+    }
+  }
+
+  private async readOnce (stream: string, fromOffset: number, maxBytes: number): Promise<StoredChunk[]> {
     const st = this.streams.get(stream)
     const localFirst = st === undefined ? 0 : firstLocal(st)
     if (this.remote === undefined || st === undefined || !(fromOffset < localFirst)) return this.local.readChunks(stream, fromOffset, maxBytes)
@@ -525,6 +536,7 @@ export class TieredStore implements StorageTier {
       const { st, seg } = best
       // Readers turn to the remote before the chunks go, so none of them finds a gap.
       seg.local = false
+      this.evictions++
       this.localBytes -= seg.bytes
       this.evictable -= seg.bytes
       await this.local.deleteChunksBefore(st.stream, seg.last + 1)
