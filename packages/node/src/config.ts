@@ -96,6 +96,8 @@ export const GemConfigSchema = z.strictObject({
       .describe('ONNX load-predictor model file; empty = the one shipped in the repo (models/load-predictor.onnx); `none` = EWMA only. A model that is missing or fails to load is reported once and EWMA is used.'),
     capacity: z.number().gt(0).max(1).default(0.85)
       .describe('Event-loop utilization above which a node is over capacity: leadership moves and placement act on max(current, predicted) load against it.'),
+    target: z.number().gt(0).max(1).default(0.7)
+      .describe('Leadership moves stop once this node is projected at or below this load, and never leave the receiving node above it.'),
     admission: z.boolean().default(true)
       .describe('Slow producers with credit when this node is over capacity and predicted to saturate within 5 s; a publish that gets no credit within predict.maxWaitMs fails with OVERLOADED.'),
     maxWaitMs: nonNegativeInt().default(1_000)

@@ -52,7 +52,7 @@ export async function startNodeLoadPrediction (o: NodeLoadPredictionOptions): Pr
   const service = new LoadPredictionService({
     self: o.self,
     predictor,
-    policy: { ...DEFAULT_POLICY, capacity: o.config.capacity, target: Math.min(DEFAULT_POLICY.target, o.config.capacity * 0.8), admitAbove: Math.min(1, o.config.capacity + 0.1) },
+    policy: { ...DEFAULT_POLICY, capacity: o.config.capacity, target: o.config.target, admitAbove: Math.min(1, o.config.capacity + 0.1) },
     sampleSelf: () => ({
       publishRate: last?.publishRate ?? 0, deliveryRate: last?.deliveryRate ?? 0, bytesRate: 0, backlog: last?.backlog ?? 0, consumerLag: last?.backlog ?? 0,
       eventLoopLagMs: last?.eventLoopLagMs ?? 0, connections: 0, load: last?.utilization ?? 0,
