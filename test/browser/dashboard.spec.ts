@@ -3,7 +3,7 @@
 import { expect, test } from '@playwright/test'
 import type { Page } from '@playwright/test'
 import { ensureDashboardBuilt } from '../../demo/build-dashboard.ts'
-import { api, readAll, tempDataDir } from '../support/gem-process.ts'
+import { api, readAll, startGem, tempDataDir } from '../support/gem-process.ts'
 import type { GemProcess } from '../support/gem-process.ts'
 import { startMesh } from '../support/mesh.ts'
 
@@ -194,5 +194,25 @@ test('offline: with every node down the page keeps its last view, says so and qu
   const shot = testInfo.outputPath('dashboard-offline.png')
   await p.screenshot({ path: shot, fullPage: true })
   await testInfo.attach('dashboard offline', { path: shot, contentType: 'image/png' })
+  expect(pageErrors.join('\n')).toBe('')
+})
+
+test('back: the nodes restart on their data dirs and gateway ports; the page comes back, sends the queued publish once and tails again', async () => {
+  const p = page!
+  // The page only knows its nodes by their gateway urls: bring each back where it was (the ports were free a moment ago).
+  const ports = nodes.map(n => new URL(n.url).port)
+  nodes[0] = await startGem(dirs[0].dir, ['--webrtc-direct', 'false', '--http-port', ports[0]])
+  for (const i of [1, 2]) nodes[i] = await startGem(dirs[i].dir, ['--webrtc-direct', 'false', '--http-port', ports[i], '--join', nodes[0].url])
+
+  await expect(p.getByTestId('online')).toHaveText('online', { timeout: 90_000 })
+  await expect(p.getByTestId('publish-result')).toContainText(`Stored in ${TOPIC}`, { timeout: 90_000 })
+  await expect(p.getByTestId('queued')).toHaveCount(0)
+  await expect(p.getByTestId('status')).toContainText('cluster view from')
+  const stored = [...await readAll(nodes[0].url, TOPIC, 0), ...await readAll(nodes[0].url, TOPIC, 1)]
+  expect(stored.filter(m => m.payload === 'written while offline')).toHaveLength(1)
+
+  const payload = 'published after the return'
+  await expect.poll(async () => (await api(nodes[1].url, 'POST', `/topics/${TOPIC}/messages`, { payload, id: 'after-return' })).status, { timeout: 60_000 }).toBeLessThan(300)
+  await expect(p.getByTestId('tail')).toContainText(payload, { timeout: 60_000 })
   expect(pageErrors.join('\n')).toBe('')
 })
