@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { waitFor } from '../packages/core/test/wait-for.ts'
 import { api, startGem, tempDataDir } from './support/gem-process.ts'
-import { withMeshProcesses } from './support/mesh.ts'
+import { agreedLeader, withMeshProcesses } from './support/mesh.ts'
 
 test('three nodes: every node has a predicted load in /cluster, and a topic is placed on max(current, predicted) load', { timeout: 120_000 }, async () => {
   await withMeshProcesses(3, async ({ nodes }) => {
@@ -84,4 +84,35 @@ test('GET /metrics carries the load-prediction metrics', { timeout: 60_000 }, as
     await node.kill()
     dir.remove()
   }
+})
+
+test('a node predicted over capacity hands the leadership of a partition it leads to a follower', { timeout: 150_000 }, async () => {
+  // A capacity line of 2% utilization puts every busy node over capacity; a target of 0.95 lets any peer receive.
+  await withMeshProcesses(3, async ({ nodes }) => {
+    assert.equal((await api(nodes[0].url, 'POST', '/topics', { name: 'hot', partitions: 6 })).status, 201)
+    const deadline = Date.now() + 60_000
+    type Move = { kind: string, topic: string, partition: number, from: string, to: string, prediction: { predictor: string, current: number, predicted: number } }
+    let move: Move | undefined
+    let sent = 0
+    // Bounded: at most 60 s and 60,000 publishes, a batch of 20 per node in turn.
+    while (move === undefined && Date.now() < deadline && sent < 60_000) {
+      for (const n of nodes) {
+        const r = await api(n.url, 'POST', '/topics/hot/messages', { messages: Array.from({ length: 20 }, (_, i) => ({ payload: `m-${sent + i}`, key: `k-${(sent + i) % 12}` })) })
+        assert.equal(r.status, 201, JSON.stringify(r.json))
+        sent += 20
+      }
+      for (const n of nodes) {
+        const decisions = (await api(n.url, 'GET', '/cluster')).json.decisions as Move[]
+        move ??= decisions.find(d => d.kind === 'move-leader')
+      }
+    }
+    assert.ok(move !== undefined, `no leadership move after ${sent} publishes`)
+    assert.equal(move.topic, 'hot')
+    assert.notEqual(move.from, move.to)
+    assert.equal(move.prediction.predictor, 'onnx')
+    assert.ok(move.prediction.predicted > 0.02, `decided over capacity: ${JSON.stringify(move.prediction)}`)
+    // The transfer lands: every node agrees on a leader other than the one that handed it off.
+    const leader = await agreedLeader(nodes, 'hot', move.partition, move.from)
+    assert.notEqual(leader, move.from)
+  }, ['--predict-capacity', '0.02', '--predict-target', '0.95', '--predict-admission', 'false'])
 })
