@@ -221,9 +221,9 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         service: replication,
         definitions: () => mb.definitions(),
         servers: placementServers,
-        onPlaced: (topic, partition, replicas, epoch, version) => {
+        onPlaced: (topic, partition, replicas, epoch, version, placedOn) => {
           moveLog.info({ topic, partition, replicas, epoch, version }, 'replica set committed')
-          mb.updatePlacement(topic, partition, replicas, epoch, version).catch(err => moveLog.warn({ err, topic, partition }, 'placement update'))
+          mb.updatePlacement(topic, partition, replicas, epoch, version, placedOn).catch(err => moveLog.warn({ err, topic, partition }, 'placement update'))
         },
         onError: (where, err) => moveLog.debug({ err, where }, 'reassign'),
         onHandOff: (handedOff, led) => moveLog.info({ handedOff, led }, 'leaderships handed off'),

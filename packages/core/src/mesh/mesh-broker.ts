@@ -37,6 +37,14 @@ export interface MeshTopic {
    * (partition-mover.ts); absent or null: the placement made at creation. A newer one replaces an older one anywhere.
    */
   placed?: Array<[number, number] | null>
+  /** The server peers the creation placement was made over (absent on older definitions). */
+  servers?: string[]
+  /**
+   * Per partition, the server peers the ring placement its last move reached was computed over; absent or null:
+   * `servers`. Reassignment moves only what the ring moves between that set and today's, so a placement made on
+   * load (or by hand) is not undone by a ring that ignores load.
+   */
+  placedOn?: Array<string[] | null>
   /** Set on a tombstone: the topic was deleted at this time. */
   deletedAt?: number
 }
@@ -187,6 +195,7 @@ export class MeshBroker implements BrokerApi {
     const def: MeshTopic = {
       name, partitions: info.partitions, replication, retention: info.retention, createdAt: info.createdAt,
       replicas: Array.from({ length: info.partitions }, (_, p) => placement.get(`${name}/${p}`)!),
+      servers,
     }
     await this.saveDef(def)
     await this.hostReplicas(def)
@@ -212,10 +221,10 @@ export class MeshBroker implements BrokerApi {
   replicaViews (): PartitionReplicaView[] { return this.service.views() }
 
   /** A partition's replica set changed (this node leads it): record it and tell every peer. */
-  async updatePlacement (topic: string, partition: number, replicas: string[], epoch: number, version: number): Promise<void> {
+  async updatePlacement (topic: string, partition: number, replicas: string[], epoch: number, version: number, placedOn?: string[]): Promise<void> {
     const def = this.liveDef(topic)
     if (def === undefined || partition >= def.partitions) return
-    const moved = withPlacement(def, partition, replicas, [epoch, version])
+    const moved = withPlacement(def, partition, replicas, [epoch, version], placedOn)
     if (moved === undefined) return
     await this.saveDef(moved)
     await this.broadcast({ op: 'place', topic: moved })
@@ -464,7 +473,7 @@ export class MeshBroker implements BrokerApi {
           let merged: MeshTopic | undefined = known
           for (let p = 0; p < def.partitions && merged !== undefined; p++) {
             const at = def.placed?.[p]
-            if (at != null) merged = withPlacement(merged, p, def.replicas[p], at) ?? merged
+            if (at != null) merged = withPlacement(merged, p, def.replicas[p], at, def.placedOn?.[p] ?? undefined) ?? merged
           }
           if (merged !== known) await this.saveDef(merged)
           return
@@ -523,14 +532,19 @@ export class MeshBroker implements BrokerApi {
 
 function answer (a: PublishAnswer): Uint8Array { return te.encode(JSON.stringify(a)) }
 
-/** `def` with partition `p` placed on `replicas` as of membership `at`; undefined when `def` already shows that one or a newer one. */
-function withPlacement (def: MeshTopic, p: number, replicas: string[], at: [number, number]): MeshTopic | undefined {
+/**
+ * `def` with partition `p` placed on `replicas` as of membership `at` (and, if given, the server set its ring placement
+ * was computed over); undefined when `def` already shows that one or a newer one.
+ */
+function withPlacement (def: MeshTopic, p: number, replicas: string[], at: [number, number], placedOn?: string[]): MeshTopic | undefined {
   const mine = def.placed?.[p]
   if (mine != null && (mine[0] > at[0] || (mine[0] === at[0] && mine[1] >= at[1]))) return undefined
   if (replicas.length === 0 || replicas.some(r => typeof r !== 'string')) return undefined
   const placed = Array.from({ length: def.partitions }, (_, i) => def.placed?.[i] ?? null)
   placed[p] = at
-  return { ...def, replicas: def.replicas.map((r, i) => (i === p ? [...replicas] : r)), placed }
+  const on = Array.from({ length: def.partitions }, (_, i) => def.placedOn?.[i] ?? null)
+  if (placedOn !== undefined) on[p] = [...placedOn]
+  return { ...def, replicas: def.replicas.map((r, i) => (i === p ? [...replicas] : r)), placed, placedOn: on }
 }
 
 function isMeshTopic (x: unknown): x is MeshTopic {
@@ -539,6 +553,12 @@ function isMeshTopic (x: unknown): x is MeshTopic {
     Number.isInteger(d.replication) && typeof d.createdAt === 'number' && typeof d.retention === 'object' && d.retention !== null &&
     Array.isArray(d.replicas) && d.replicas.length === d.partitions && d.replicas.every(r => Array.isArray(r) && r.length >= 1 && r.every(id => typeof id === 'string')) &&
     (d.placed === undefined || (Array.isArray(d.placed) && d.placed.length === d.partitions &&
-      d.placed.every(x => x === null || (Array.isArray(x) && x.length === 2 && x.every(n => Number.isSafeInteger(n) && n >= 0)))))
+      d.placed.every(x => x === null || (Array.isArray(x) && x.length === 2 && x.every(n => Number.isSafeInteger(n) && n >= 0))))) &&
+    (d.servers === undefined || isPeerList(d.servers)) &&
+    (d.placedOn === undefined || (Array.isArray(d.placedOn) && d.placedOn.length === d.partitions && d.placedOn.every(x => x === null || isPeerList(x))))
+}
+
+function isPeerList (x: unknown): x is string[] {
+  return Array.isArray(x) && x.length >= 1 && x.length <= 4096 && x.every(id => typeof id === 'string' && id.length > 0 && id.length <= 256)
 }
 

@@ -1,5 +1,5 @@
-// Partition reassignment: each partition's leader moves its replica set to where the ring places it now, one step at a
-// time (Kafka's order: add the new replicas, let them catch up, then remove the old). It never decides placement itself.
+// Partition reassignment: each partition's leader moves its replica set as the ring moves it when servers come and go,
+// one step at a time (Kafka's order: add the new replicas, let them catch up, then remove the old). The ring decides.
 import type { Clock } from '../clock.ts'
 import { systemClock } from '../clock.ts'
 import { GemError } from '../errors.ts'
@@ -25,8 +25,11 @@ export interface PartitionMoverOptions {
    * period (a node that restarts quickly keeps its partitions; one gone for longer has them re-replicated).
    */
   servers: () => string[]
-  /** A replica set change committed on a partition this node leads: record it in the topic definition. */
-  onPlaced: (topic: string, partition: number, replicas: string[], epoch: number, version: number) => void
+  /**
+   * A replica set change committed on a partition this node leads: record it in the topic definition, with the server
+   * set the ring placement it reached was computed over (absent: the move is not finished, keep the recorded one).
+   */
+  onPlaced: (topic: string, partition: number, replicas: string[], epoch: number, version: number, placedOn?: string[]) => void
   clock?: Clock
   /** On close with a hand-off: how many of the leaderships this node held moved to another voter in time. */
   onHandOff?: (handedOff: number, led: number) => void
@@ -85,11 +88,11 @@ export class PartitionMover {
 
   private async handOffLeaderships (timeoutMs: number): Promise<void> {
     const self = this.opts.transport.localPeerId
-    const targets = this.targets()
+    const plans = this.plans()
     let handedOff = 0
     const handOffs = this.opts.service.views().filter(v => v.role === 'leader' && v.voters.length > 1).map(v => {
       // Prefer a voter the ring keeps for the partition; any other voter will do.
-      const wanted = targets.get(`${v.topic}/${v.partition}`) ?? []
+      const wanted = plans.get(`${v.topic}/${v.partition}`)?.target ?? []
       const to = wanted.find(p => p !== self && v.voters.includes(p)) ?? v.voters.find(p => p !== self)!
       return this.opts.service.transferLeadership(v.topic, v.partition, to).then(() => { handedOff++ }, err => this.onError('hand-off', err))
     })
@@ -107,8 +110,10 @@ export class PartitionMover {
   onMembershipChange (v: PartitionReplicaView): void {
     if (v.role !== 'leader' || !v.membershipCommitted) return
     const self = this.opts.transport.localPeerId
+    const plan = this.plans().get(`${v.topic}/${v.partition}`)
+    const done = plan !== undefined && sameSet(plan.target, v.replicas)
     // The leader first, so the definition names the preferred leader as the ring's lists do.
-    this.opts.onPlaced(v.topic, v.partition, [self, ...v.voters.filter(x => x !== self), ...v.learners], v.membershipEpoch, v.membershipVersion)
+    this.opts.onPlaced(v.topic, v.partition, [self, ...v.voters.filter(x => x !== self), ...v.learners], v.membershipEpoch, v.membershipVersion, done ? plan.servers : undefined)
   }
 
   // ---- the leader's loop -----------------------------------------------------------------------
@@ -121,29 +126,20 @@ export class PartitionMover {
     })
   }
 
-  /** Where the ring places every partition of every replicated topic, given the servers that count now. */
-  private targets (): Map<string, string[]> {
-    const servers = [...new Set([this.opts.transport.localPeerId, ...this.opts.servers()])].sort()
-    const ring = HashRing.from(servers.map(id => ({ id, weight: 1 })))
-    const out = new Map<string, string[]>()
-    for (const def of this.opts.definitions()) {
-      if (def.replication <= 1) continue // single-replica topics stay where they were made
-      const keys = Array.from({ length: def.partitions }, (_, p) => ({ key: `${def.name}/${p}` }))
-      const placement = assignPartitions(ring, keys, { replication: Math.min(def.replication, servers.length) })
-      for (const [key, replicas] of placement) out.set(key, replicas)
-    }
-    return out
+  private plans (): Map<string, PartitionPlan> {
+    const views = new Map(this.opts.service.views().map(v => [`${v.topic}/${v.partition}`, v.replicas]))
+    return planPartitions(this.opts.definitions(), [this.opts.transport.localPeerId, ...this.opts.servers()], key => views.get(key))
   }
 
   private round (): void {
-    const targets = this.targets()
+    const plans = this.plans()
     const leading = new Set<string>()
     const defs = new Map(this.opts.definitions().map(d => [d.name, d]))
     for (const v of this.opts.service.views()) {
       const key = `${v.topic}/${v.partition}`
       if (v.role !== 'leader') { this.moving.delete(key); this.dropIfRemoved(key, v, defs.get(v.topic)); continue }
       leading.add(key)
-      const target = targets.get(key)
+      const target = plans.get(key)?.target
       if (target === undefined) continue
       this.tellDrops(key, v)
       if (this.busy.has(key)) continue
@@ -252,6 +248,56 @@ export class PartitionMover {
     return te.encode('{}')
   }
 }
+
+/** Where a partition should be, and the server set that was computed over. */
+export interface PartitionPlan { target: string[], servers: string[] }
+
+/**
+ * Where each partition of each replicated topic should be, given the servers that count now: its current replicas
+ * (the leader's membership where `current` knows it, else the definition's), minus servers that are gone and those the
+ * ring moved away since the server set its placement was made (or last moved) over, plus those the ring moved in;
+ * sized to the replication factor in the ring's order. Only the ring's own movement is applied, so minimal movement
+ * carries over and a placement made on load is kept. With fewer servers than the replication factor nothing is
+ * planned (a replica set never shrinks). Keys are `topic/partition`.
+ */
+export function planPartitions (defs: readonly MeshTopic[], servers: readonly string[], current: (key: string) => readonly string[] | undefined): Map<string, PartitionPlan> {
+  const now = [...new Set(servers)].sort()
+  const alive = new Set(now)
+  const out = new Map<string, PartitionPlan>()
+  for (const def of defs) {
+    if (def.replication <= 1 || now.length < def.replication) continue // single-replica topics stay where they were made
+    const cache = new Map<string, Map<string, string[]>>()
+    const placementOver = (over: readonly string[]): Map<string, string[]> => {
+      const id = over.join(',')
+      let placed = cache.get(id)
+      if (placed === undefined) {
+        const ring = HashRing.from(over.map(s => ({ id: s, weight: 1 })))
+        const keys = Array.from({ length: def.partitions }, (_, p) => ({ key: `${def.name}/${p}` }))
+        cache.set(id, placed = assignPartitions(ring, keys, { replication: Math.min(def.replication, over.length) }))
+      }
+      return placed
+    }
+    for (let p = 0; p < def.partitions; p++) {
+      const key = `${def.name}/${p}`
+      const replicas = current(key) ?? def.replicas[p]
+      const base = def.placedOn?.[p] ?? def.servers
+      const wanted = placementOver(now).get(key)!
+      // An older definition without a base: only replicas on servers that are gone are replaced.
+      const before = base === undefined ? wanted : placementOver([...new Set(base)].sort()).get(key)!
+      const target = replicas.filter(r => alive.has(r) && !(before.includes(r) && !wanted.includes(r)))
+      for (const r of wanted) if (!before.includes(r) && !target.includes(r)) target.push(r)
+      while (target.length > def.replication) {
+        const unwanted = target.findIndex(r => !wanted.includes(r))
+        target.splice(unwanted >= 0 ? unwanted : target.length - 1, 1)
+      }
+      for (const r of wanted) if (target.length < def.replication && !target.includes(r)) target.push(r)
+      out.set(key, { target, servers: now })
+    }
+  }
+  return out
+}
+
+const sameSet = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every(x => b.includes(x))
 
 function parseMoveRequest (frame: Uint8Array): HostRequest | DropRequest {
   const bad = (why: string): never => { throw new GemError('BAD_REQUEST', `move: ${why}`) }
