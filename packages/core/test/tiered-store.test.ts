@@ -217,3 +217,33 @@ test('an offload cut after the upload, before its local record, is redone on res
   await broker.close()
   await chain.close()
 })
+
+test('readers running through offloads and evictions never see a gap', async () => {
+  const local = new MemoryTier()
+  const remote = new MemoryTier()
+  const { chain, broker } = await openChain(local, remote, { coldCacheBytes: 8 * 1024 })
+  await broker.createTopic('t')
+  let publishing = true
+  const writer = publishAll(broker, 0, 4000).finally(() => { publishing = false })
+  let rounds = 0
+  while (publishing || rounds === 0) {
+    const high = broker.getTopic('t').offsets[0].high
+    let from = 0
+    while (from < high) {
+      const r = await broker.read('t', 0, from, 97)
+      assert.ok(r.messages.length > 0, `nothing at ${from} of ${high}`)
+      for (const m of r.messages) {
+        if (m.offset >= high) break
+        assert.equal(m.offset, from, 'no gap')
+        assert.equal(crc32c(m.payload), crc32c(payload(from)))
+        from++
+      }
+    }
+    rounds++
+    await new Promise(resolve => setTimeout(resolve, 0)) // let the writer and the pump run between rounds
+  }
+  await writer
+  assert.ok(chain.status().remote.offloadedSegments > 10)
+  await broker.close()
+  await chain.close()
+})
