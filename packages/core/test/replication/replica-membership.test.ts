@@ -95,6 +95,33 @@ describe('replica membership', () => {
     for (let i = 0; i < Math.min(one.length, two.length); i++) assert.equal(one[i], two[i], `offset ${i} committed as ${one[i]} by s1 and ${two[i]} by s2`)
   })
 
+  test('a vote weighs the membership too: a candidate whose log is complete but whose membership is stale cannot win', () => {
+    // s3 holds every record but misses the next two changes: s4 joins ({s1,s2,s3,s4}), then s2 leaves ({s1,s3,s4}).
+    const c = new Cluster(3)
+    c.elect('s1'); c.propose('s1', ['a']); c.pump(); c.heartbeat(); c.pump()
+    c.isolate('s3')
+    c.join('s4', { voters: ['s1', 's2', 's3'], learners: ['s4'] })
+    c.r('s1').addReplica('s4', c.now); c.flush('s1')
+    for (let i = 0; i < 6 && !(c.r('s1').voters.length === 4 && c.r('s1').changeable); i++) { c.pump(); c.heartbeat() }
+    c.pump()
+    assert.deepEqual([...c.r('s1').voters], ['s1', 's2', 's3', 's4'])
+    c.r('s1').removeReplica('s2', c.now); c.flush('s1')
+    c.pump(between('s1', 's4')); c.heartbeat(); c.pump(between('s1', 's4'))
+    assert.equal(c.r('s1').configCommitted, true)
+    // s1 dies; s3 (still on {s1,s2,s3}) asks s2, which was removed but holds the newer {s1,s2,s3,s4}: refused. Had s2
+    // looked at records only, s3 would lead {s1,s2,s3} and commit with s2 while s1 and s4 commit in {s1,s3,s4}.
+    c.crash('s1')
+    c.heal(); c.isolate('s4'); c.isolate('s1')
+    for (let i = 0; i < 5 && c.r('s3').role !== 'leader'; i++) { c.timeout('s3'); c.pump(between('s2', 's3')) }
+    if (c.r('s3').role === 'leader') { c.propose('s3', ['x']); c.pump(between('s2', 's3')); c.heartbeat(); c.pump(between('s2', 's3')) }
+    c.start('s1'); c.heal(); c.isolate('s2'); c.isolate('s3')
+    c.elect('s1', between('s1', 's4'))
+    c.propose('s1', ['y']); c.pump(between('s1', 's4')); c.heartbeat(); c.pump(between('s1', 's4'))
+    const committed = (id: string): string[] => c.values(id).slice(0, c.r(id).commit)
+    const [one, three] = [committed('s1'), committed('s3')]
+    for (let i = 0; i < Math.min(one.length, three.length); i++) assert.equal(three[i], one[i], `offset ${i} committed as ${three[i]} by s3 and ${one[i]} by s1`)
+  })
+
   test('a removed replica gets no more of the log once removed; the leader cannot remove itself', () => {
     const c = settled()
     const leader = c.r('s1')
