@@ -8,9 +8,16 @@ export interface SseEvent {
   id?: string
 }
 
-export async function * readSse (body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+export function readSse (body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+  // The reader is taken now, not at the generator's first next(): fetch (undici) cancels a response body that is not
+  // yet locked once its Response object is garbage collected, which closes the connection. A caller that keeps only
+  // the generator and reads later (the tests' SseClient) would lose the stream, and with it any group events already
+  // written to it (they are acked as written), at whichever GC came first.
+  return events(body.getReader())
+}
+
+async function * events (reader: ReadableStreamDefaultReader<Uint8Array>): AsyncGenerator<SseEvent> {
   const decoder = new TextDecoder()
-  const reader = body.getReader()
   let buf = ''
   let event = ''
   let data: string[] = []
