@@ -77,5 +77,8 @@ test('the committed model gives the native golden outputs within 1e-5 in Chromiu
   expect(report.brokenModel.predictor).toBe('ewma')
   expect(report.brokenModel.warnings).toHaveLength(1)
   expect(report.brokenModel.warnings[0].code).toBe('MODEL_INVALID')
+  // The inference conformance suite, run in the page with onnxruntime-web.
+  expect(report.conformance.length).toBeGreaterThan(3)
+  expect(report.conformance.filter(c => !c.ok)).toEqual([])
   expect(pageErrors).toEqual([])
 })

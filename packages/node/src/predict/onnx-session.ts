@@ -19,6 +19,11 @@ export async function openNodeSession (path: string): Promise<InferenceSession> 
   } catch (err) {
     throw new GemError('MODEL_INVALID', `cannot read the load-predictor model ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
   }
+  return await nodeSessionFromBytes(bytes)
+}
+
+/** A session on ONNX bytes with onnxruntime-node. Throws MODEL_INVALID when they are not a usable model. */
+export async function nodeSessionFromBytes (bytes: Uint8Array): Promise<InferenceSession> {
   return await createOrtSession(ort as unknown as Parameters<typeof createOrtSession>[0], bytes)
 }
 

@@ -1,14 +1,21 @@
-// The committed load-predictor model under native onnxruntime-node: the golden outputs (within 1e-5), and the fallback
-// to EWMA, said once, when the model file is missing or broken (the node keeps running).
+// The committed load-predictor model under native onnxruntime-node: the inference conformance suite (golden outputs
+// within 1e-5, broken models MODEL_INVALID), and the fallback to EWMA, said once, when the model file is unusable.
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { GemError } from '@gem-mesh/core'
-import { DEFAULT_MODEL_PATH, loadPredictor, openNodeSession } from '../../src/predict/onnx-session.ts'
+import { inferenceConformanceCases } from '@gem-mesh/core/predict'
+import type { GoldenOutputs, InferenceHarness } from '@gem-mesh/core/predict'
+import { DEFAULT_MODEL_PATH, loadPredictor, nodeSessionFromBytes, openNodeSession } from '../../src/predict/onnx-session.ts'
 
 const GOLDEN = new URL('../../../../models/load-predictor.golden.json', import.meta.url)
+const harness: InferenceHarness = {
+  open: nodeSessionFromBytes,
+  model: new Uint8Array(await readFile(DEFAULT_MODEL_PATH)),
+  golden: JSON.parse(await readFile(GOLDEN, 'utf8')) as GoldenOutputs,
+}
 
 function recordingLog (): { warn: (o: unknown, m: string) => void, info: (o: unknown, m: string) => void, lines: Array<{ level: string, obj: Record<string, unknown>, msg: string }> } {
   const lines: Array<{ level: string, obj: Record<string, unknown>, msg: string }> = []
@@ -20,15 +27,7 @@ function recordingLog (): { warn: (o: unknown, m: string) => void, info: (o: unk
 }
 
 describe('load predictor on onnxruntime-node', () => {
-  test('the committed model gives the golden outputs within 1e-5', async () => {
-    const golden = JSON.parse(await readFile(GOLDEN, 'utf8')) as { rows: number, input: number[], output: number[] }
-    const session = await openNodeSession(DEFAULT_MODEL_PATH)
-    const out = await session.run(Float32Array.from(golden.input), golden.rows)
-    let maxDiff = 0
-    for (let i = 0; i < out.length; i++) maxDiff = Math.max(maxDiff, Math.abs(out[i] - golden.output[i]))
-    assert.ok(maxDiff <= 1e-5, `max difference ${maxDiff}`)
-    await session.close()
-  })
+  for (const c of inferenceConformanceCases()) test(`conformance: ${c.name}`, () => c.run(harness))
 
   test('the default model loads as the onnx predictor', async () => {
     const log = recordingLog()
