@@ -1,6 +1,7 @@
 // `npm run bench -- browser`: one node process and real Chromium (the browser-peer test page). Messages/s delivered to a
 // browser subscriber over WebRTC (webrtc-direct to the node, /gem/1/client) beside the same page subscribed over the
-// node's WebSocket gateway (/ws), in the same run; then publish->delivery p50/p99 of both at a steady rate, side by side.
+// node's WebSocket gateway (/ws), in the same run; publish->delivery p50/p99 of both at a steady rate; and a live topic
+// fed from one page to another over direct WebRTC beside the feeding page's own rate.
 import { chromium } from '@playwright/test'
 import config from '../playwright.config.ts'
 import { api, startGem, tempDataDir } from '../test/support/gem-process.ts'
@@ -71,7 +72,36 @@ export async function browserSuite (report: Report, scale: number): Promise<void
       report('browser', `publish->delivery p50 @${rate} msg/s, ${label}`, m.p50 ?? Number.NaN, 'ms', { received: m.count })
       report('browser', `publish->delivery p99 @${rate} msg/s, ${label}`, m.p99 ?? Number.NaN, 'ms')
     }
-    await page.evaluate(() => peerTest.close())
+    // Browser to browser: page B takes a live topic from page A over direct WebRTC while one publisher writes as fast
+    // as the node acknowledges; both pages' delivered rates, side by side (B can only be as fast as what A receives).
+    if ((await api(node.url, 'POST', '/topics', { name: 'bfeed', partitions: 1 })).status !== 201) throw new Error('create bfeed')
+    // Both pages reach the node over websockets here (the relay path browser-to-browser signalling is tested on).
+    const wsAddrs = info.multiaddrs.filter(a => a.includes('/ws/') && !a.includes('/p2p-circuit'))
+    const [pageA, pageB] = [await browser.newPage(), await browser.newPage()]
+    for (const p of [pageA, pageB]) {
+      await p.goto(site.url)
+      await p.waitForFunction(() => typeof (globalThis as { peerTest?: unknown }).peerTest === 'object')
+      await p.evaluate(async b => { await peerTest.start({ bootstrap: b, storage: 'memory', membership: false }) }, wsAddrs)
+    }
+    await pageA.evaluate(() => peerTest.track('feed-a', 'bfeed', {}, false))
+    await pageA.waitForFunction(() => peerTest.relayAddrs().length > 0, undefined, { timeout: 30_000 })
+    await pageB.evaluate(() => peerTest.track('feed-b', 'bfeed', {}, false))
+    const joinBy = Date.now() + 30_000
+    while (Date.now() < joinBy && (await pageB.evaluate(() => peerTest.stats()?.feeds.joined ?? 0)) === 0) await new Promise(r => setTimeout(r, 200))
+    const fed = (await pageB.evaluate(() => peerTest.stats()?.feeds.joined ?? 0)) > 0
+    const live = await pipelinedPublish(node.url, 'bfeed', count, PAYLOAD, 1024, 120_000)
+    const liveBy = Date.now() + 60_000
+    while (Date.now() < liveBy && (await pageB.evaluate(() => peerTest.measure('feed-b').count)) < live.acked) await new Promise(r => setTimeout(r, 100))
+    while (Date.now() < liveBy && (await pageA.evaluate(() => peerTest.measure('feed-a').count)) < live.acked) await new Promise(r => setTimeout(r, 100))
+    const ma = await pageA.evaluate(() => peerTest.measure('feed-a'))
+    const mb = await pageB.evaluate(() => peerTest.measure('feed-b'))
+    const statsB = await pageB.evaluate(() => peerTest.stats())
+    const byB = statsB?.byTransport ?? {}
+    const rateA = ma.count / Math.max(ma.ms, 1) * 1000
+    const rateB = mb.count / Math.max(mb.ms, 1) * 1000
+    report('browser', 'live to page A (from the node, websockets)', rateA, 'msg/s', { messages: ma.count, publish_rate: live.rate })
+    report('browser', 'live to page B fed by page A (browser-to-browser WebRTC)', fed ? rateB : Number.NaN, 'msg/s', { messages: mb.count, ratio_vs_a: rateB / rateA, over_webrtc: byB.webrtc ?? 0, feeds: JSON.stringify(statsB?.feeds), target: 20_000 })
+    for (const p of [pageA, pageB, page]) await p.evaluate(() => peerTest.close())
   } finally {
     await browser.close()
     await site.close()

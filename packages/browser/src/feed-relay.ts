@@ -52,7 +52,11 @@ export class FeedRelay {
    */
   async join (feeder: string, addrs: string[], topic: string): Promise<boolean> {
     if (!this.direct(feeder)) {
-      const candidates = addrs.filter(a => a.includes('/webrtc') && a.endsWith(`/p2p/${feeder}`))
+      // Only circuits a browser can open: through the relay's websockets or webrtc-direct address, not its tcp one.
+      const candidates = addrs.filter(a => {
+        const [relay, rest] = a.split('/p2p-circuit')
+        return rest !== undefined && rest.startsWith('/webrtc') && a.endsWith(`/p2p/${feeder}`) && (relay.includes('/ws') || relay.includes('/webrtc-direct'))
+      })
       outer: for (const addr of candidates) {
         for (let attempt = 0; attempt < 2; attempt++) {
           try {
