@@ -650,7 +650,9 @@ export class PartitionReplica<T> {
 
   private advanceCommit (now: number): void {
     // Only voters count; the leader always is one (it cannot remove itself).
-    const ends = [this.durableEnd, ...[...this.progress].filter(([id]) => this.isVoter(id)).map(([, p]) => p.match)].sort((a, b) => b - a)
+    const ends = [this.durableEnd]
+    for (const [id, p] of this.progress) if (this.isVoter(id)) ends.push(p.match)
+    ends.sort((a, b) => b - a)
     const n = ends[this.majority() - 1]
     if (n > this.meta.commit && this.epochAt(n - 1) === this.meta.epoch) {
       this.meta.commit = n
@@ -694,8 +696,10 @@ export class PartitionReplica<T> {
       stable: this.meta.commit >= this.electedEnd,
       compactable: this.compactable,
       groups: { ...this.meta.groups },
-      config: this.membership,
     }
+    // The membership rides along until the follower says it holds it.
+    const c = this.membership
+    if (p.configEpoch !== c.epoch || p.configVersion !== c.version) message.config = c
     // Pipelined: assume it arrives; a gap makes the follower answer with where to resume.
     p.next += entries.length
     this.out.push({ type: 'send', to, message })
