@@ -20,6 +20,7 @@ export type { StorageTier, StoredChunk, TierWriteBatch, MetaWrite } from './stor
 export { streamId } from './store/tier.ts'
 export { MemoryTier } from './store/memory-tier.ts'
 export { TieredStore, REMOTE_SEGMENT_PREFIX } from './store/tiered-store.ts'
+export { checkBatch, checkChunk } from './store/tier-input.ts'
 export type { TieredStoreOptions, TierChainObserver, TierChainStatus, OffloadManifest } from './store/tiered-store.ts'
 export { assertTopicName, deadLetterTopic } from './topic-name.ts'
 export * from './ring/index.ts'

@@ -2,6 +2,7 @@
 // For tests, demos and the hot tier; nothing survives the process. It copies bytes in and out, never shares them.
 import { GemError } from '../errors.ts'
 import type { StorageTier, StoredChunk, TierWriteBatch } from './tier.ts'
+import { checkBatch } from './tier-input.ts'
 
 export class MemoryTier implements StorageTier {
   readonly name = 'memory'
@@ -13,11 +14,7 @@ export class MemoryTier implements StorageTier {
   async write (batch: TierWriteBatch): Promise<void> {
     this.open()
     // Validate everything before changing anything: a refused batch leaves no trace.
-    for (const c of batch.chunks) checkChunk(c)
-    for (const m of batch.meta) {
-      if (typeof m.key !== 'string') throw new GemError('BAD_REQUEST', 'metadata key must be a string')
-      if (m.value !== null && !(m.value instanceof Uint8Array)) throw new GemError('BAD_REQUEST', `metadata ${m.key}: value must be a Uint8Array or null`)
-    }
+    checkBatch(batch)
     // Copy in: the caller may reuse its buffers as soon as write() returns.
     for (const c of batch.chunks) {
       this.insert({ stream: c.stream, baseOffset: c.baseOffset, lastOffset: c.lastOffset, data: c.data.slice() })
@@ -119,12 +116,4 @@ function lastAtOrBefore (chunks: StoredChunk[], offset: number): number {
 function copy (c: StoredChunk): StoredChunk {
   // Readers get their own bytes: a caller that decrypts or scribbles in place cannot corrupt the store.
   return { stream: c.stream, baseOffset: c.baseOffset, lastOffset: c.lastOffset, data: c.data.slice() }
-}
-
-function checkChunk (c: StoredChunk): void {
-  if (typeof c.stream !== 'string' || c.stream === '') throw new GemError('BAD_REQUEST', 'chunk stream must be a non-empty string')
-  if (!Number.isSafeInteger(c.baseOffset) || !Number.isSafeInteger(c.lastOffset) || c.baseOffset < 0 || c.lastOffset < c.baseOffset) {
-    throw new GemError('BAD_REQUEST', `chunk ${c.stream}: offsets ${c.baseOffset}..${c.lastOffset} are not a range of offsets in [0, 2^53)`)
-  }
-  if (!(c.data instanceof Uint8Array)) throw new GemError('BAD_REQUEST', `chunk ${c.stream}@${c.baseOffset}: data must be a Uint8Array`)
 }

@@ -13,7 +13,7 @@ import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand,
   ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand,
 } from '@aws-sdk/client-s3'
-import { GemError, crc32c } from '@gem-mesh/core'
+import { GemError, checkBatch, crc32c } from '@gem-mesh/core'
 import type { StorageTier, StoredChunk, TierWriteBatch } from '@gem-mesh/core'
 import {
   PREAMBLE_BYTES, decodeCheckpoint, decodeHeader, encodeBatch, encodeCheckpoint, fromBase64, headerLength, toBase64,
@@ -103,11 +103,7 @@ export class S3Tier implements StorageTier {
 
   write (batch: TierWriteBatch): Promise<void> {
     this.ensureOpen()
-    for (const c of batch.chunks) checkChunk(c)
-    for (const m of batch.meta) {
-      if (typeof m.key !== 'string') throw new GemError('BAD_REQUEST', 'metadata key must be a string')
-      if (m.value !== null && !(m.value instanceof Uint8Array)) throw new GemError('BAD_REQUEST', `metadata ${m.key}: value must be a Uint8Array or null`)
-    }
+    checkBatch(batch)
     if (batch.chunks.length === 0 && batch.meta.length === 0) return Promise.resolve()
     // Encoded now, one copy: the caller may reuse its buffers as soon as write() returns.
     const chunks = batch.chunks.map(c => ({ stream: c.stream, base: c.baseOffset, last: c.lastOffset, data: c.data, crc: crc32c(c.data) }))
@@ -444,13 +440,6 @@ function offsetArg (n: number, what: string): number {
   return Math.min(Math.max(0, Math.ceil(n)), OFFSET_LIMIT)
 }
 
-function checkChunk (c: StoredChunk): void {
-  if (typeof c.stream !== 'string' || c.stream === '') throw new GemError('BAD_REQUEST', 'chunk stream must be a non-empty string')
-  if (!Number.isSafeInteger(c.baseOffset) || !Number.isSafeInteger(c.lastOffset) || c.baseOffset < 0 || c.lastOffset < c.baseOffset) {
-    throw new GemError('BAD_REQUEST', `chunk ${c.stream}: offsets ${c.baseOffset}..${c.lastOffset} are not a range of offsets in [0, 2^53)`)
-  }
-  if (!(c.data instanceof Uint8Array)) throw new GemError('BAD_REQUEST', `chunk ${c.stream}@${c.baseOffset}: data must be a Uint8Array`)
-}
 
 /** S3 failures as GemErrors: ours pass through, the rest (network, 5xx, auth) are UNAVAILABLE naming the operation. */
 function s3Error (err: unknown, op: string): GemError {
