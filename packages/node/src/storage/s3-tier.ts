@@ -342,14 +342,16 @@ export class S3Tier implements StorageTier {
 
   /** PUT with the body's MD5, then HEAD: resolves only for an object that is there whole. */
   private async put (key: string, body: Uint8Array): Promise<void> {
-    const md5 = createHash('md5').update(body).digest()
+    // A multipart upload is checked part by part (each part's MD5); the whole body is hashed only for a single PUT.
+    const multipart = body.byteLength > MULTIPART_THRESHOLD
+    const md5 = multipart ? undefined : createHash('md5').update(body).digest()
     try {
-      const put = body.byteLength > MULTIPART_THRESHOLD
+      const put = multipart
         ? await this.putParts(key, body)
-        : await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.byteLength, ContentMD5: md5.toString('base64') }))
+        : await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.byteLength, ContentMD5: md5!.toString('base64') }))
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))
       const etag = (head.ETag ?? put.ETag ?? '').replaceAll('"', '')
-      if (head.ContentLength !== body.byteLength || (etag !== '' && !etag.includes('-') && etag !== md5.toString('hex'))) {
+      if (head.ContentLength !== body.byteLength || (md5 !== undefined && etag !== '' && !etag.includes('-') && etag !== md5.toString('hex'))) {
         throw new GemError('CORRUPT_RECORD', `S3 object ${key} did not verify after upload (length ${head.ContentLength} of ${body.byteLength}, etag ${etag})`)
       }
     } catch (err) {
