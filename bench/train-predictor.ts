@@ -13,6 +13,7 @@ import { openNodeSession } from '../packages/node/src/predict/onnx-session.ts'
 export const MODELS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'models')
 export const TRACES_DIR = join(MODELS_DIR, 'traces')
 export const TRAIN_SEED = 7
+export const RECORDED_WEIGHT = Number(process.env.GEM_RECORDED_WEIGHT ?? 10)
 export const LAYER_SIZES = [INPUT_SIZE, 32, 32, OUTPUT_SIZE]
 
 /** Every recorded trace file's series, split by file name into train and held-out. */
@@ -30,7 +31,8 @@ async function main (): Promise<void> {
   const started = performance.now()
   const recorded = recordedTraces()
   // Many short traces rather than few long ones: the model must see many periods, rise times and levels to generalise.
-  const traces = [...syntheticTraces('train', 600), ...recorded.train]
+  // Recorded traces are few and short: each counts RECORDED_WEIGHT times, so real load shapes are not drowned out.
+  const traces = [...syntheticTraces('train', 600), ...Array.from({ length: RECORDED_WEIGHT }, () => recorded.train).flat()]
   const data = buildDataset(traces, 2)
   console.log(`training on ${traces.length} traces (${recorded.train.length} recorded), ${data.rows} windows of ${WINDOW} s, horizons ${HORIZONS_S.join('/')} s`)
 
