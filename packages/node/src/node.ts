@@ -16,6 +16,7 @@ import { openNodeStorage } from './storage/node-storage.ts'
 import { startNodeMeshHost } from './mesh/node-host.ts'
 import { ClientService, MembershipService, MeshBroker, PartitionMover, PeerDirectory, ReplicationService, TierReplicaStore } from '@gem-mesh/core/mesh'
 import { startLoadSampler } from './mesh/load-sampler.ts'
+import { registerClientMetrics } from './mesh/client-metrics.ts'
 import { startNodeLoadPrediction } from './predict/load-prediction.ts'
 import type { NodeLoadPrediction } from './predict/load-prediction.ts'
 import { registerPredictionMetrics } from './predict/prediction-metrics.ts'
@@ -237,6 +238,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       const clients = new ClientService({ transport: mesh, api: mb, onError: (where, err) => meshLog.debug({ err, where }, 'client service') })
       await clients.start()
       undo.push(() => clients.close())
+      registerClientMetrics(metrics.registry, clients)
     }
     const api: BrokerApi = meshBroker ?? broker
 
