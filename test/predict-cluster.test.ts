@@ -35,7 +35,7 @@ test('three nodes: every node has a predicted load in /cluster, and a topic is p
 test('a missing model: one warning, EWMA; admission refuses with OVERLOADED under load and the node keeps serving', { timeout: 120_000 }, async () => {
   const dir = tempDataDir('gem-predict-')
   // A capacity line of 1% utilization makes any real load "over capacity", so admission acts at once.
-  const node = await startGem(dir.dir, ['--predict-model', join(dir.dir, 'missing.onnx'), '--predict-capacity', '0.01', '--predict-max-wait-ms', '0'])
+  const node = await startGem(dir.dir, ['--predict-model', join(dir.dir, 'missing.onnx'), '--predict-capacity', '0.01', '--predict-max-wait-ms', '0', '--predict-admission', 'true'])
   try {
     const warnings = node.output().split('\n').filter(l => l.includes('falling back to EWMA'))
     assert.equal(warnings.length, 1, node.output())
@@ -114,5 +114,5 @@ test('a node predicted over capacity hands the leadership of a partition it lead
     // The transfer lands: every node agrees on a leader other than the one that handed it off.
     const leader = await agreedLeader(nodes, 'hot', move.partition, move.from)
     assert.notEqual(leader, move.from)
-  }, ['--predict-capacity', '0.02', '--predict-target', '0.95', '--predict-admission', 'false'])
+  }, ['--predict-capacity', '0.02', '--predict-target', '0.95', '--predict-moves', 'true'])
 })

@@ -98,12 +98,12 @@ export const GemConfigSchema = z.strictObject({
       .describe('Event-loop utilization above which a node is over capacity: leadership moves and placement act on max(current, predicted) load against it.'),
     target: z.number().gt(0).max(1).default(0.7)
       .describe('Leadership moves stop once this node is projected at or below this load, and never leave the receiving node above it.'),
-    admission: z.boolean().default(true)
-      .describe('Slow producers with credit when this node is over capacity and predicted to saturate within 5 s; a publish that gets no credit within predict.maxWaitMs fails with OVERLOADED.'),
+    admission: z.boolean().default(false)
+      .describe('Opt-in: slow producers with credit when this node is over capacity and predicted to saturate within 5 s; a publish that gets no credit within predict.maxWaitMs fails with OVERLOADED. Off by default: a pipelined client drives event-loop utilization to 1 at any rate, so benchmarks and bulk loads would be slowed.'),
     maxWaitMs: nonNegativeInt().default(1_000)
       .describe('Longest a publish waits for admission credit before OVERLOADED (ms).'),
-    moves: z.boolean().default(true)
-      .describe('Hand the leadership of partitions this node leads to a follower when this node is predicted over capacity.'),
+    moves: z.boolean().default(false)
+      .describe('Opt-in: hand the leadership of partitions this node leads to a follower when this node is predicted over capacity. Off by default until measured on real meshes: leaders would move during every saturating benchmark.'),
   }).prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info')
     .describe('pino log level.'),

@@ -125,7 +125,7 @@ export function admissionCredit (f: LoadForecast, policy: DecisionPolicy, previo
   let load = f.current
   // Only a node already over capacity gets a brake from its forecast: below that, moves have time to work.
   if (f.current > policy.capacity) HORIZONS_S.forEach((h, k) => { if (h <= ADMISSION_HORIZON_S && f.ahead[k] > load) load = f.ahead[k] })
-  const wanted = load <= policy.admitAbove ? 1 : Math.max(policy.minCredit, Math.min(1, policy.admitAbove / load * previous))
+  const wanted = load <= policy.admitAbove ? 1 : Math.max(policy.minCredit, Math.min(1, policy.admitAbove / load))
   return wanted < previous ? wanted : Math.min(wanted, previous + CREDIT_STEP)
 }
 

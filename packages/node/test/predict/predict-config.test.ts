@@ -5,11 +5,12 @@ import { ConfigError, loadConfig } from '../../src/config.ts'
 
 test('predict.* defaults, from flags and from env', () => {
   const d = loadConfig({ flags: {}, env: {}, cwd: '/' })
-  assert.deepEqual(d.predict, { model: '', capacity: 0.85, target: 0.7, admission: true, maxWaitMs: 1000, moves: true })
-  const f = loadConfig({ flags: { predictCapacity: '0.6', predictModel: 'none', predictAdmission: 'false' }, env: { GEM_PREDICT_MAX_WAIT_MS: '250' }, cwd: '/' })
+  assert.deepEqual(d.predict, { model: '', capacity: 0.85, target: 0.7, admission: false, maxWaitMs: 1000, moves: false })
+  const f = loadConfig({ flags: { predictCapacity: '0.6', predictModel: 'none', predictAdmission: 'true' }, env: { GEM_PREDICT_MAX_WAIT_MS: '250', GEM_PREDICT_MOVES: 'true' }, cwd: '/' })
   assert.equal(f.predict.capacity, 0.6)
   assert.equal(f.predict.model, 'none')
-  assert.equal(f.predict.admission, false)
+  assert.equal(f.predict.admission, true)
+  assert.equal(f.predict.moves, true)
   assert.equal(f.predict.maxWaitMs, 250)
 })
 
