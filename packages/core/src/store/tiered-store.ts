@@ -111,6 +111,8 @@ const SEG_PREFIX = 'seg/'
 /** How long a write waits for a healthy remote to make room before it is refused with STORAGE_FULL. */
 const ROOM_WAIT_MS = 5_000
 const MiB = 1024 * 1024
+/** A segment goes to the remote in objects of about this size (S3 stand-ins cap a single PUT near 11 MiB). */
+const OFFLOAD_PART_BYTES = 8 * MiB
 const te = new TextEncoder()
 const td = new TextDecoder()
 
@@ -484,51 +486,58 @@ export class TieredStore implements StorageTier {
     return best
   }
 
+  /**
+   * Copies one sealed segment to the remote in parts of about OFFLOAD_PART_BYTES (one remote write, so one object,
+   * each; the last one carries the manifest), so that a large segment never sits in memory whole. The offload counts
+   * only once the local manifest is written after the last part: parts of a cut offload are written again.
+   */
   private async offload (st: StreamState, seg: Seg): Promise<void> {
     const started = performance.now()
     const gen = st.gen
-    const chunks = (await this.local.readChunks(st.stream, seg.base, seg.bytes)).filter(c => c.baseOffset >= seg.base && c.lastOffset <= seg.last)
-    let expect = seg.base
-    for (const c of chunks) {
-      if (c.baseOffset !== expect) break
-      expect = c.lastOffset + 1
-    }
-    if (st.gen !== gen || !st.segs.includes(seg)) return
-    if (expect !== seg.last + 1) {
-      seg.broken = true
-      this.call(o => o.error?.('offload', new GemError('CORRUPT_RECORD', `${st.stream}: the local chunks of segment ${seg.base}..${seg.last} end at ${expect - 1}; it stays local`)))
-      return
-    }
     const { topic, partition } = splitStream(st.stream)
-    // Checksummed chunk by chunk, giving the event loop a turn every few MiB: a 64 MiB segment would block it ~100 ms.
-    const crcs: number[] = []
-    let hashed = 0
-    for (const c of chunks) {
-      crcs.push(crc32c(c.data))
-      hashed += c.data.byteLength
-      if (hashed >= 2 * MiB) { hashed = 0; await new Promise(resolve => setTimeout(resolve, 0)) }
+    const entries: OffloadManifest['chunks'] = []
+    let value: Uint8Array | undefined
+    let cursor = seg.base
+    while (cursor <= seg.last) {
+      const read = await this.local.readChunks(st.stream, cursor, OFFLOAD_PART_BYTES)
+      if (st.gen !== gen || !st.segs.includes(seg) || this.closed) return
+      const part: StoredChunk[] = []
+      for (const c of read) {
+        if (c.baseOffset !== cursor || c.lastOffset > seg.last) break
+        part.push(c)
+        cursor = c.lastOffset + 1
+      }
+      if (part.length === 0) {
+        seg.broken = true
+        this.call(o => o.error?.('offload', new GemError('CORRUPT_RECORD', `${st.stream}: the local chunks of segment ${seg.base}..${seg.last} stop at ${cursor - 1}; it stays local`)))
+        return
+      }
+      // Checksummed chunk by chunk, with a turn for the event loop every few MiB.
+      let hashed = 0
+      for (const c of part) {
+        entries.push({ base: c.baseOffset, last: c.lastOffset, bytes: c.data.byteLength, crc32c: crc32c(c.data) })
+        hashed += c.data.byteLength
+        if (hashed >= 2 * MiB) { hashed = 0; await new Promise(resolve => setTimeout(resolve, 0)) }
+      }
+      const meta: MetaWrite[] = []
+      if (cursor > seg.last) {
+        const manifest: OffloadManifest = {
+          topic, partition, base: seg.base, last: seg.last, count: seg.last - seg.base + 1, bytes: seg.bytes, chunks: entries, offloadedAt: this.clock.now(),
+        }
+        value = te.encode(JSON.stringify(manifest))
+        meta.push({ key: remoteSegmentKey(st.stream, seg.base), value })
+      }
+      // One remote write per part: its object appears whole or not at all, and is verified.
+      await this.remote!.write({ chunks: part, meta })
+      st.remoteHigh = Math.max(st.remoteHigh, cursor)
+      if (st.gen !== gen || !st.segs.includes(seg) || this.closed) return
     }
-    if (st.gen !== gen || !st.segs.includes(seg)) return
-    const manifest: OffloadManifest = {
-      topic,
-      partition,
-      base: seg.base,
-      last: seg.last,
-      count: seg.last - seg.base + 1,
-      bytes: seg.bytes,
-      chunks: chunks.map((c, i) => ({ base: c.baseOffset, last: c.lastOffset, bytes: c.data.byteLength, crc32c: crcs[i] })),
-      offloadedAt: this.clock.now(),
-    }
-    const value = te.encode(JSON.stringify(manifest))
-    // One remote write: the segment object (chunks and manifest) appears whole or not at all, and is verified.
-    await this.remote!.write({ chunks, meta: [{ key: remoteSegmentKey(st.stream, seg.base), value }] })
-    st.remoteHigh = Math.max(st.remoteHigh, seg.last + 1)
-    if (st.gen !== gen || !st.segs.includes(seg) || this.closed) return
+    if (value === undefined) return
     await this.local.write({ chunks: [], meta: [{ key: offloadKey(st.stream, seg.base), value }] })
     if (!st.segs.includes(seg) || seg.offloaded) return
     seg.offloaded = true
     if (seg.local) this.evictable += seg.bytes
-    this.call(o => o.offloaded?.(st.stream, seg.bytes, manifest.count, performance.now() - started))
+    this.call(o => o.offloaded?.(st.stream, seg.bytes, seg.last - seg.base + 1, performance.now() - started))
   }
 
   /** Drops local copies of offloaded segments, oldest first, while the local tier is over its budget. */
