@@ -50,7 +50,10 @@ test('pages keep receiving through the survivors after the server they are attac
     pages.push(page)
   }
   const [a, b] = pages
-  await expect.poll(() => b.evaluate(() => peerTest.stats()?.feeds.joined ?? 0), { timeout: 30_000 }).toBeGreaterThan(0)
+  await expect.poll(() => b.evaluate(() => peerTest.stats()?.feeds.joined ?? 0), {
+    timeout: 30_000,
+    message: `B joins A's feed (B: ${JSON.stringify(await b.evaluate(() => peerTest.stats()?.feeds))})`,
+  }).toBeGreaterThan(0)
   const victim = await peerIdOf(nodes[0].url)
   for (const page of pages) expect(await page.evaluate(() => peerTest.server())).toBe(victim)
 

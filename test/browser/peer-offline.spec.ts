@@ -1,6 +1,6 @@
 // Offline and back: the only server node of a page is SIGKILLed; the page reads from its IndexedDB cache, keeps its
-// topic list, queues publishes, and when the node restarts (same data dir, same gateway port, new mesh ports) it finds
-// it again through the gateway url, sends the queued publishes once each, and comes back online.
+// topic list, queues publishes, is reloaded and starts offline from IndexedDB, and when the node restarts (same data
+// dir, same gateway port, new mesh ports) it finds it through the gateway url and sends the queued publishes once each.
 import { createServer } from 'node:net'
 import { expect, test } from '@playwright/test'
 import { api, readAll, startGem, tempDataDir } from '../support/gem-process.ts'
@@ -36,7 +36,7 @@ test.afterAll(async () => {
   await site?.close()
 })
 
-test('offline: cached reads and topics, queued publishes sent once when the node is back', async ({ page }) => {
+test('offline, reloaded offline, and back: cached reads and topics, queued publishes kept and sent once', async ({ page }) => {
   test.setTimeout(90_000)
   const port = await freePort()
   const args = ['--webrtc-direct', 'false', '--http-port', String(port)]
@@ -45,7 +45,8 @@ test('offline: cached reads and topics, queued publishes sent once when the node
   for (let i = 0; i < 5; i++) expect((await api(node.url, 'POST', '/topics/notes/messages', { payload: `note-${i}` })).status).toBe(201)
 
   await openPeerPage(page, site, problems)
-  await page.evaluate(async url => { await peerTest.start({ bootstrap: [url], name: `offline-${Date.now()}` }) }, node.url)
+  const name = `offline-${Date.now()}`
+  await page.evaluate(async ([url, name]) => { await peerTest.start({ bootstrap: [url], name }) }, [node.url, name] as const)
   expect((await page.evaluate(() => peerTest.read('notes', 0, 10))).texts).toEqual([0, 1, 2, 3, 4].map(i => `note-${i}`))
 
   await node.kill()
@@ -56,13 +57,23 @@ test('offline: cached reads and topics, queued publishes sent once when the node
   await page.evaluate(() => { for (let i = 0; i < 3; i++) peerTest.publishLater('notes', `offline-${i}`) })
   await expect.poll(() => page.evaluate(() => peerTest.stats()?.queuedPublishes), { timeout: 5_000 }).toBe(3)
 
+  // Reloaded while still offline: the peer starts anyway, with its cache, topic list and outbox from IndexedDB.
+  await page.reload()
+  await page.waitForFunction(() => typeof (globalThis as { peerTest?: unknown }).peerTest === 'object')
+  await page.evaluate(async ([url, name]) => { await peerTest.start({ bootstrap: [url], name }) }, [node.url, name] as const)
+  expect(await page.evaluate(() => peerTest.online())).toBe(false)
+  expect((await page.evaluate(() => peerTest.read('notes', 0, 10))).texts).toEqual([0, 1, 2, 3, 4].map(i => `note-${i}`))
+  expect(await page.evaluate(() => peerTest.topicNames())).toContain('notes')
+  expect(await page.evaluate(() => peerTest.stats()?.queuedPublishes)).toBe(3)
+  await page.evaluate(() => { peerTest.publishLater('notes', 'offline-3') })
+
   node = await startGem(data.dir, args)
   await expect.poll(() => page.evaluate(() => peerTest.online()), { timeout: 30_000 }).toBe(true)
   await expect.poll(() => page.evaluate(() => peerTest.stats()?.queuedPublishes), { timeout: 30_000, message: 'queued publishes are sent' }).toBe(0)
-  const results = await page.evaluate(() => peerTest.pendingResults())
-  expect(results.map(r => r.offset)).toEqual([5, 6, 7])
+  // The one published after the reload resolves with its offset: after the three the previous page left queued.
+  expect((await page.evaluate(() => peerTest.pendingResults())).map(r => r.offset)).toEqual([8])
   const stored = await readAll(node.url, 'notes')
-  expect(stored.map(m => m.payload)).toEqual([...[0, 1, 2, 3, 4].map(i => `note-${i}`), ...[0, 1, 2].map(i => `offline-${i}`)])
+  expect(stored.map(m => m.payload)).toEqual([...[0, 1, 2, 3, 4].map(i => `note-${i}`), ...[0, 1, 2, 3].map(i => `offline-${i}`)])
   await page.evaluate(() => peerTest.close())
 })
 

@@ -13,7 +13,7 @@ export interface ServerTarget {
 export type PreferredTransport = 'websockets' | 'webrtc-direct'
 
 export async function resolveBootstrap (list: readonly string[], prefer: PreferredTransport = 'websockets', timeoutMs = 5_000): Promise<ServerTarget[]> {
-  if (!Array.isArray(list) || list.length === 0) throw new GemError('BAD_REQUEST', 'bootstrap: give at least one server multiaddr or gateway url')
+  checkBootstrap(list)
   const byPeer = new Map<string, Multiaddr[]>()
   const errors: string[] = []
   // Resolved in parallel, merged in the caller's order: the first server listed is where the peer attaches first.
@@ -30,6 +30,27 @@ export async function resolveBootstrap (list: readonly string[], prefer: Preferr
   }
   if (byPeer.size === 0) throw new GemError('PEER_UNREACHABLE', `bootstrap: no server address a browser can dial (${errors.join('; ') || 'only tcp addresses'})`)
   return [...byPeer.entries()].map(([peerId, addrs]) => ({ peerId, addrs: addrs.sort((a, b) => rank(a, prefer) - rank(b, prefer)) }))
+}
+
+/**
+ * Refuses a bootstrap list that can never work (BAD_REQUEST): not a list, empty, or an entry that is neither a
+ * multiaddr with /p2p/ nor an http(s) url. Unreachable servers are not an error here: the peer starts offline.
+ */
+export function checkBootstrap (list: readonly string[]): void {
+  if (!Array.isArray(list) || list.length === 0) throw new GemError('BAD_REQUEST', 'bootstrap: give at least one server multiaddr or gateway url')
+  for (const target of list) {
+    if (typeof target !== 'string') throw new GemError('BAD_REQUEST', 'bootstrap: every entry must be a string')
+    const t = target.trim()
+    if (t.startsWith('/')) {
+      let ma: Multiaddr
+      try { ma = multiaddr(t) } catch (err) { throw new GemError('BAD_REQUEST', `bootstrap ${t}: not a multiaddr (${(err as Error).message})`) }
+      if (ma.getComponents().findLast(c => c.name === 'p2p') === undefined) throw new GemError('BAD_REQUEST', `bootstrap ${t}: needs /p2p/<peer id>`)
+      continue
+    }
+    let url: URL
+    try { url = new URL(t) } catch { throw new GemError('BAD_REQUEST', `bootstrap ${t}: expected a multiaddr or an http(s) gateway url`) }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new GemError('BAD_REQUEST', `bootstrap ${t}: expected a multiaddr or an http(s) gateway url`)
+  }
 }
 
 async function addressesOf (target: string, timeoutMs: number): Promise<Multiaddr[]> {

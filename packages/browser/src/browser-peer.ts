@@ -18,7 +18,7 @@ import {
   createMeshHost, decodeDeliveryBatch, decodeRecordsFrame, encodeHeadBody,
 } from '@gem-mesh/core/mesh'
 import type { MeshNode, WireDelivery } from '@gem-mesh/core/mesh'
-import { resolveBootstrap } from './bootstrap.ts'
+import { checkBootstrap, resolveBootstrap } from './bootstrap.ts'
 import type { PreferredTransport, ServerTarget } from './bootstrap.ts'
 import { FeedRelay } from './feed-relay.ts'
 import { GroupJournal } from './group-journal.ts'
@@ -120,7 +120,7 @@ interface RemoteSub {
   /** Times a server-served live subscription asked for a feeder (it stops asking after a few). */
   feedTries: number
   starting: boolean
-  /** After a feeder failed this subscription, it stays on servers. */
+  /** Live and feeds enabled; false once a feeder it had went away (it then stays on servers). */
   feedable: boolean
   closed: boolean
   /** Consume mode: where each in-flight tag points, for the journal. */
@@ -138,7 +138,12 @@ const RESOLVE_EVERY_MS = 2_000
 
 export async function createBrowserPeer (options: BrowserPeerOptions): Promise<BrowserPeer> {
   if (typeof options !== 'object' || options === null) throw new GemError('BAD_REQUEST', 'createBrowserPeer: options are required')
-  const targets = await resolveBootstrap(options.bootstrap, options.prefer)
+  checkBootstrap(options.bootstrap)
+  // No server reachable now (a reload while offline): start anyway, from the cache; the bootstrap list is asked again.
+  const targets = await resolveBootstrap(options.bootstrap, options.prefer).catch(err => {
+    if (GemError.is(err, 'PEER_UNREACHABLE')) return []
+    throw err
+  })
   const prefix = options.name ?? 'gem'
   const tier: StorageTier = (options.storage ?? 'indexeddb') === 'indexeddb' ? await IndexedDbTier.open(`${prefix}-peer`) : new MemoryTier()
   const rtcConfiguration = { iceServers: options.iceServers ?? [] }
@@ -253,12 +258,10 @@ class BrowserPeerImpl implements BrowserPeer {
     // Servers in the caller's order, until one answers: that one is where this peer attaches (pages given the same
     // list meet on the same server, which is what lets it point one at the other for feeds). The rest are dialled in
     // the background.
-    let first: string | undefined
+    // None answering is not an error: the peer starts offline (reads from the cache, publishes queue) and keeps trying.
     for (const t of this.targets) {
-      first = await this.dialServer(t).catch(() => undefined)
-      if (first !== undefined) break
+      if (await this.dialServer(t).catch(() => undefined) !== undefined) break
     }
-    if (first === undefined) throw new GemError('PEER_UNREACHABLE', `no bootstrap server answered (${this.targets.map(t => t.peerId).join(', ')})`)
     await this.reconcile()
 
     if (this.options.membership ?? true) {
@@ -484,9 +487,10 @@ class BrowserPeerImpl implements BrowserPeer {
       this.changed()
       return true
     }
+    // Not reachable directly this time (a hung WebRTC dial, a feeder gone meanwhile): served by a server for now;
+    // upgradeToFeed asks again a bounded number of times.
     this.feedCounters.failed++
     sub.feeder = undefined
-    sub.feedable = false
     void this.request({ op: 'unfed', topic: sub.topic }).catch(() => {})
     return false
   }
