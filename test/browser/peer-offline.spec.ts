@@ -77,6 +77,28 @@ test('offline, reloaded offline, and back: cached reads and topics, queued publi
   await page.evaluate(() => peerTest.close())
 })
 
+test('bad input through the browser API is refused with stable codes, and the peer keeps working', async ({ page }) => {
+  test.setTimeout(60_000)
+  node ??= await startGem(data.dir, ['--webrtc-direct', 'false'])
+  if ((await api(node.url, 'GET', '/topics/notes')).status === 404) await api(node.url, 'POST', '/topics', { name: 'notes', partitions: 1, replication: 1 })
+  await openPeerPage(page, site, problems)
+  const codes = await page.evaluate(url => peerTest.badInputs([url]), node.url)
+  expect(codes).toEqual({
+    'bootstrap []': 'BAD_REQUEST',
+    'bootstrap not a url': 'BAD_REQUEST',
+    'bootstrap ftp url': 'BAD_REQUEST',
+    'bootstrap without /p2p/': 'BAD_REQUEST',
+    'bootstrap number': 'BAD_REQUEST',
+    'publish bad topic name': 'BAD_REQUEST',
+    'publish to a missing topic': 'TOPIC_NOT_FOUND',
+    'publish 5 MiB': 'PAYLOAD_TOO_LARGE',
+    'subscribe to a missing topic': 'TOPIC_NOT_FOUND',
+    'read a partition out of range': 'BAD_REQUEST',
+    'publish still works': 'none',
+    'publish after close': 'CLOSED',
+  })
+})
+
 test('no page errors', () => {
   expect(problems.join('\n')).toBe('')
 })

@@ -145,6 +145,32 @@ const peerTest = {
   },
   async close (): Promise<void> { await peer?.close(); peer = undefined },
 
+  /** Bad input through the page's API: the GemError code each case was refused with ('none' if it was not). */
+  async badInputs (bootstrap: string[]): Promise<Record<string, string>> {
+    const codeOf = async (fn: () => Promise<unknown>): Promise<string> => {
+      try { await fn(); return 'none' } catch (err) { return (err as { code?: string }).code ?? `not a GemError: ${String(err)}` }
+    }
+    const out: Record<string, string> = {}
+    out['bootstrap []'] = await codeOf(() => createBrowserPeer({ bootstrap: [], storage: 'memory' }))
+    out['bootstrap not a url'] = await codeOf(() => createBrowserPeer({ bootstrap: ['not a url'], storage: 'memory' }))
+    out['bootstrap ftp url'] = await codeOf(() => createBrowserPeer({ bootstrap: ['ftp://127.0.0.1/'], storage: 'memory' }))
+    out['bootstrap without /p2p/'] = await codeOf(() => createBrowserPeer({ bootstrap: ['/ip4/127.0.0.1/tcp/1/ws'], storage: 'memory' }))
+    out['bootstrap number'] = await codeOf(() => createBrowserPeer({ bootstrap: [42 as unknown as string], storage: 'memory' }))
+    const p = await createBrowserPeer({ bootstrap, storage: 'memory', membership: false })
+    try {
+      out['publish bad topic name'] = await codeOf(() => p.publish('no spaces allowed', 'x'))
+      out['publish to a missing topic'] = await codeOf(() => p.publish('missing-topic', 'x'))
+      out['publish 5 MiB'] = await codeOf(() => p.publish('notes', new Uint8Array(5 * 1024 * 1024)))
+      out['subscribe to a missing topic'] = await codeOf(() => p.subscribe('missing-topic', () => {}, { group: 'g' }).ready)
+      out['read a partition out of range'] = await codeOf(() => p.read('notes', { partition: 99 }))
+      out['publish still works'] = await codeOf(() => p.publish('notes', 'after the bad ones'))
+    } finally {
+      await p.close()
+    }
+    out['publish after close'] = await codeOf(() => p.publish('notes', 'x'))
+    return out
+  },
+
   async conformance (): Promise<ConformanceResult[]> {
     const results: ConformanceResult[] = []
     let n = 0
