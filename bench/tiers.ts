@@ -17,8 +17,8 @@ type Report = (suite: string, name: string, value: number, unit: string, extra?:
 const PAYLOAD = 256
 const MiB = 1024 * 1024
 
-function rssMiB (pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+function rssMiB (pid: number, field: 'VmRSS' | 'RssAnon' = 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m === null ? Number.NaN : Number(m[1]) / 1024
 }
 
@@ -26,7 +26,7 @@ function duBytes (dir: string): number {
   return Number(execSync(`du -sb ${JSON.stringify(dir)}`).toString().split('\t')[0])
 }
 
-interface IngestRun { rate: number, acked: number, rssMiB: number, localDiskBytes: number, dataDir: string, remove(): void }
+interface IngestRun { rate: number, acked: number, rssMiB: number, anonMiB: number, localDiskBytes: number, dataDir: string, remove(): void }
 
 /** One node, one topic, `count` pipelined 256-byte publishes; the data directory is kept for the read phase. */
 async function ingest (count: number, args: string[], settle?: (url: string) => Promise<void>): Promise<IngestRun> {
@@ -45,7 +45,7 @@ async function ingest (count: number, args: string[], settle?: (url: string) => 
       if (now >= idle - 1) { idle = Math.min(idle, now); break }
       idle = now
     }
-    return { rate: r.rate, acked: r.acked, rssMiB: idle, localDiskBytes: duBytes(join(data.dir, 'log')), dataDir: data.dir, remove: data.remove }
+    return { rate: r.rate, acked: r.acked, rssMiB: idle, anonMiB: rssMiB(pid, 'RssAnon'), localDiskBytes: duBytes(join(data.dir, 'log')), dataDir: data.dir, remove: data.remove }
   } catch (err) {
     data.remove()
     throw err
@@ -102,7 +102,7 @@ export async function tiersSuite (report: Report, scale: number): Promise<void> 
       messages: on.acked, rounds: onRates.map(Math.round).join('/'), ratio_vs_baseline: mean(onRates) / mean(offRates), offload_cost_pct: (1 - mean(onRates) / mean(offRates)) * 100, target_cost_pct: 15,
     })
     const perMillion = 1_000_000 / on.acked
-    report('tiers', `node RSS idle after ingest, ${on.acked} msgs retained (offload on)`, on.rssMiB, 'MiB', { baseline_offload_off_mib: off.rssMiB, target_mib: 256 })
+    report('tiers', `node RSS idle after ingest, ${on.acked} msgs retained (offload on)`, on.rssMiB, 'MiB', { baseline_offload_off_mib: off.rssMiB, anon_mib: on.anonMiB, baseline_anon_mib: off.anonMiB, target_mib: 256 })
     report('tiers', 'local disk bytes per 1M retained msgs (offload on)', on.localDiskBytes * perMillion, 'B', { mib: on.localDiskBytes * perMillion / MiB, baseline_offload_off_mib: off.localDiskBytes * (1_000_000 / off.acked) / MiB })
 
     // Cold reads: the offloaded node's log, opened again in this process, read from offset 0 through the chain.
