@@ -60,7 +60,10 @@ test('offline, reloaded offline, and back: cached reads and topics, queued publi
   // Reloaded while still offline: the peer starts anyway, with its cache, topic list and outbox from IndexedDB.
   await page.reload()
   await page.waitForFunction(() => typeof (globalThis as { peerTest?: unknown }).peerTest === 'object')
-  await page.evaluate(async ([url, name]) => { await peerTest.start({ bootstrap: [url], name }) }, [node.url, name] as const)
+  expect(await page.evaluate(async ([url, name]) => {
+    try { await peerTest.start({ bootstrap: [url], name }); return 'started' } catch (err) { return (err as { code?: string }).code }
+  }, [node.url, name] as const), 'without startOffline an unreachable mesh is an error').toBe('PEER_UNREACHABLE')
+  await page.evaluate(async ([url, name]) => { await peerTest.start({ bootstrap: [url], name, startOffline: true }) }, [node.url, name] as const)
   expect(await page.evaluate(() => peerTest.online())).toBe(false)
   expect((await page.evaluate(() => peerTest.read('notes', 0, 10))).texts).toEqual([0, 1, 2, 3, 4].map(i => `note-${i}`))
   expect(await page.evaluate(() => peerTest.topicNames())).toContain('notes')

@@ -35,6 +35,12 @@ export interface BrowserPeerOptions {
   storage?: 'indexeddb' | 'memory'
   /** IndexedDB database name prefix, so that two pages or tests do not share a cache. Default 'gem'. */
   name?: string
+  /**
+   * When no bootstrap server answers: true resolves anyway, offline (reads from the cache, publishes queue, servers
+   * are asked again every 2 s) — what an offline-first page reloaded without network wants; false (default) rejects
+   * with PEER_UNREACHABLE, so that a caller can fall back to another client (the dashboard falls back to /ws).
+   */
+  startOffline?: boolean
   /** Which server transport to dial first. Default 'websockets'. */
   prefer?: PreferredTransport
   /** Take live topic deliveries from other browsers over direct WebRTC, and feed them to others. Default true. */
@@ -139,9 +145,9 @@ const RESOLVE_EVERY_MS = 2_000
 export async function createBrowserPeer (options: BrowserPeerOptions): Promise<BrowserPeer> {
   if (typeof options !== 'object' || options === null) throw new GemError('BAD_REQUEST', 'createBrowserPeer: options are required')
   checkBootstrap(options.bootstrap)
-  // No server reachable now (a reload while offline): start anyway, from the cache; the bootstrap list is asked again.
+  // No server reachable now (a reload while offline): with startOffline, start from the cache; the list is asked again.
   const targets = await resolveBootstrap(options.bootstrap, options.prefer).catch(err => {
-    if (GemError.is(err, 'PEER_UNREACHABLE')) return []
+    if (GemError.is(err, 'PEER_UNREACHABLE') && options.startOffline === true) return []
     throw err
   })
   const prefix = options.name ?? 'gem'
@@ -258,9 +264,14 @@ class BrowserPeerImpl implements BrowserPeer {
     // Servers in the caller's order, until one answers: that one is where this peer attaches (pages given the same
     // list meet on the same server, which is what lets it point one at the other for feeds). The rest are dialled in
     // the background.
-    // None answering is not an error: the peer starts offline (reads from the cache, publishes queue) and keeps trying.
+    // None answering: with startOffline the peer starts offline (reads from the cache, publishes queue) and keeps trying.
+    let first: string | undefined
     for (const t of this.targets) {
-      if (await this.dialServer(t).catch(() => undefined) !== undefined) break
+      first = await this.dialServer(t).catch(() => undefined)
+      if (first !== undefined) break
+    }
+    if (first === undefined && this.options.startOffline !== true) {
+      throw new GemError('PEER_UNREACHABLE', `no bootstrap server answered (${this.targets.map(t => t.peerId).join(', ') || this.options.bootstrap.join(', ')})`)
     }
     await this.reconcile()
 
