@@ -2,43 +2,16 @@
 // checks (tier conformance on MemoryTier, the SDK scenario, the codec). It never edits the core or reaches the network.
 import { expect, test } from '@playwright/test'
 import type { Page } from '@playwright/test'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { createServer } from 'node:http'
+import { mkdtemp, rm } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
-import { dirname, extname, join, normalize, sep } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'vite'
 import type { CheckGroup, CheckResult, CoreReport, RunCoreChecks } from './core-page/report.ts'
+import { serveStatic } from './support/static-server.ts'
 
 const PAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'core-page')
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-}
-
-/** Serves `root` read-only on 127.0.0.1 at an ephemeral port; anything outside it is a 404. */
-async function serveStatic (root: string): Promise<{ server: Server, url: string }> {
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
-    const file = normalize(join(root, path === '/' ? 'index.html' : path))
-    if (!file.startsWith(root + sep)) { res.writeHead(404).end(); return }
-    readFile(file).then(
-      body => res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream' }).end(body),
-      () => res.writeHead(404).end(),
-    )
-  })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  const addr = server.address()
-  if (addr === null || typeof addr === 'string') throw new Error('the static server has no TCP address')
-  return { server, url: `http://127.0.0.1:${addr.port}/` }
-}
 
 let tmp: string | undefined
 let server: Server | undefined

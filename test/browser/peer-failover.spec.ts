@@ -2,31 +2,15 @@
 // survivor, resubscribe, and keep receiving what the surviving nodes publish. Three real `gem start` processes.
 import { expect, test } from '@playwright/test'
 import type { Page } from '@playwright/test'
-import { api, tempDataDir } from '../support/gem-process.ts'
-import type { GemProcess } from '../support/gem-process.ts'
-import { startMesh } from '../support/mesh.ts'
+import { api } from '../support/gem-process.ts'
 import { waitFor } from '../../packages/core/test/wait-for.ts'
-import { openPeerPage, peerIdOf, servePeerPage, wsAddrs } from './support/peer-harness.ts'
-import type { PeerPageSite } from './support/peer-harness.ts'
+import { openPeerPage, peerIdOf, usePeerSuite, wsAddrs } from './support/peer-harness.ts'
 import type { PeerTest } from './peer-page/main.ts'
 
 declare const peerTest: PeerTest
 
-let site: PeerPageSite
-let nodes: GemProcess[] = []
-const dirs = Array.from({ length: 3 }, () => tempDataDir('gem-peer-failover-'))
-const problems: string[] = []
-
-test.beforeAll(async () => {
-  test.setTimeout(120_000)
-  ;[site, nodes] = await Promise.all([servePeerPage(), startMesh(dirs.map(d => d.dir))])
-})
-
-test.afterAll(async () => {
-  for (const n of nodes) await n.kill()
-  for (const d of dirs) d.remove()
-  await site?.close()
-})
+const suite = usePeerSuite(3, 'gem-peer-failover-')
+const { nodes, problems } = suite
 
 /** Publishes through `url`, retrying while the partition elects a new leader (the killed node may have led it). */
 async function publishWithRetry (url: string, topic: string, payload: string): Promise<void> {
@@ -41,7 +25,7 @@ test('pages keep receiving through the survivors after the server they are attac
   const pages: Page[] = []
   for (const name of ['a', 'b']) {
     const page = await browser.newPage()
-    await openPeerPage(page, site, problems)
+    await openPeerPage(page, suite.site, problems)
     await page.evaluate(async ([bootstrap, name, topic]) => {
       await peerTest.start({ bootstrap, name, storage: 'memory' })
       await peerTest.track('live', topic)

@@ -3,34 +3,18 @@
 // publishes reach a Node consumer group that acknowledges them. Bad client frames get coded errors.
 import { expect, test } from '@playwright/test'
 import type { Browser, Page } from '@playwright/test'
-import { api, tempDataDir } from '../support/gem-process.ts'
-import type { GemProcess } from '../support/gem-process.ts'
-import { startMesh } from '../support/mesh.ts'
-import { openPeerPage, peerIdOf, servePeerPage, wsAddrs } from './support/peer-harness.ts'
-import type { PeerPageSite } from './support/peer-harness.ts'
+import { api } from '../support/gem-process.ts'
+import { openPeerPage, peerIdOf, usePeerSuite, wsAddrs } from './support/peer-harness.ts'
 import type { PeerTest } from './peer-page/main.ts'
 
 declare const peerTest: PeerTest
 
-let site: PeerPageSite
-let nodes: GemProcess[] = []
-const dirs = Array.from({ length: 3 }, () => tempDataDir('gem-peer-mesh-'))
-const problems: string[] = []
-
-test.beforeAll(async () => {
-  test.setTimeout(120_000)
-  ;[site, nodes] = await Promise.all([servePeerPage(), startMesh(dirs.map(d => d.dir))])
-})
-
-test.afterAll(async () => {
-  for (const n of nodes) await n.kill()
-  for (const d of dirs) d.remove()
-  await site?.close()
-})
+const suite = usePeerSuite(3, 'gem-peer-mesh-')
+const { nodes, problems } = suite
 
 async function newPeerPage (browser: Browser, name: string, bootstrap: string[]): Promise<Page> {
   const page = await browser.newPage()
-  await openPeerPage(page, site, problems)
+  await openPeerPage(page, suite.site, problems)
   await page.evaluate(async ([name, bootstrap]) => { await peerTest.start({ bootstrap, name }) }, [name, bootstrap] as const)
   return page
 }

@@ -1,33 +1,17 @@
 // The browser tier in real Chromium: the IndexedDB tier passes the storage conformance suite, and a page reloaded
 // while busy with a group's message resumes the group from IndexedDB with no gap and no duplicate (one real node).
 import { expect, test } from '@playwright/test'
-import { api, tempDataDir } from '../support/gem-process.ts'
-import type { GemProcess } from '../support/gem-process.ts'
-import { startMesh } from '../support/mesh.ts'
-import { openPeerPage, servePeerPage, wsAddrs } from './support/peer-harness.ts'
-import type { PeerPageSite } from './support/peer-harness.ts'
+import { api } from '../support/gem-process.ts'
+import { openPeerPage, usePeerSuite, wsAddrs } from './support/peer-harness.ts'
 import type { PeerTest } from './peer-page/main.ts'
 
 declare const peerTest: PeerTest
 
-let site: PeerPageSite
-let nodes: GemProcess[] = []
-const dirs = [tempDataDir('gem-peer-resume-')]
-const problems: string[] = []
-
-test.beforeAll(async () => {
-  test.setTimeout(120_000)
-  ;[site, nodes] = await Promise.all([servePeerPage(), startMesh(dirs.map(d => d.dir))])
-})
-
-test.afterAll(async () => {
-  for (const n of nodes) await n.kill()
-  for (const d of dirs) d.remove()
-  await site?.close()
-})
+const suite = usePeerSuite(1, 'gem-peer-resume-')
+const { nodes, problems } = suite
 
 test('the IndexedDB tier passes the tier conformance suite in Chromium, reopen cases included', async ({ page }) => {
-  await openPeerPage(page, site, problems)
+  await openPeerPage(page, suite.site, problems)
   const results = await page.evaluate(() => peerTest.conformance())
   expect(results.length).toBeGreaterThan(10)
   expect(results.filter(r => !r.ok).map(r => `${r.name}: ${r.error}`).join('\n')).toBe('')
@@ -41,7 +25,7 @@ test('a page reloaded mid-group resumes from IndexedDB: every message processed 
   expect((await api(node.url, 'POST', '/topics', { name: topic, partitions: 2, replication: 1 })).status).toBe(201)
   const bootstrap = await wsAddrs(node.url)
   const name = `resume-${Date.now()}`
-  await openPeerPage(page, site, problems)
+  await openPeerPage(page, suite.site, problems)
   const start = async (): Promise<void> => {
     await page.evaluate(async ([bootstrap, name, topic]) => {
       await peerTest.start({ bootstrap, name })

@@ -1,26 +1,21 @@
-// Harness of the browser-peer specs: builds test/browser/peer-page with Vite (once per spec file), serves it on
+// Harness of the browser-peer specs: builds test/browser/peer-page with Vite (once per source state), serves it on
 // 127.0.0.1, starts joined `gem start` processes, and hands out the multiaddrs a browser dials. Stops all it started.
 import { existsSync, globSync, readdirSync, rmSync, statSync } from 'node:fs'
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
-import type { Server } from 'node:http'
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, extname, join, normalize, sep } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { test } from '@playwright/test'
 import type { Page } from '@playwright/test'
 import { build } from 'vite'
-import { api } from '../../support/gem-process.ts'
+import { api, tempDataDir } from '../../support/gem-process.ts'
+import type { GemProcess } from '../../support/gem-process.ts'
+import { startMesh } from '../../support/mesh.ts'
+import { serveStatic } from './static-server.ts'
 
 const PAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'peer-page')
 const ROOT = join(PAGE_DIR, '..', '..', '..')
 const SOURCES = ['test/browser/peer-page/**/*', 'packages/browser/src/**/*', 'packages/core/src/**/*', 'packages/*/package.json']
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.wasm': 'application/wasm',
-}
 
 export interface PeerPageSite {
   url: string
@@ -65,30 +60,7 @@ async function builtPage (): Promise<string> {
 
 /** Serves the built peer page read-only on an ephemeral port of 127.0.0.1. */
 export async function servePeerPage (): Promise<PeerPageSite> {
-  const outDir = await builtPage()
-  const root = outDir
-  const server: Server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
-    const file = normalize(join(root, path === '/' ? 'index.html' : path))
-    if (!file.startsWith(root + sep)) { res.writeHead(404).end(); return }
-    readFile(file).then(
-      body => res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream' }).end(body),
-      () => res.writeHead(404).end(),
-    )
-  })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', resolve)
-  })
-  const addr = server.address()
-  if (addr === null || typeof addr === 'string') throw new Error('the static server has no TCP address')
-  return {
-    url: `http://127.0.0.1:${addr.port}/`,
-    close: async () => {
-      server.closeAllConnections()
-      await new Promise<void>(resolve => server.close(() => resolve()))
-    },
-  }
+  return await serveStatic(await builtPage())
 }
 
 /** The websocket multiaddrs (with /p2p/) of a node, as a browser dials them. */
@@ -106,4 +78,33 @@ export async function openPeerPage (page: Page, site: PeerPageSite, problems: st
   page.on('pageerror', err => { problems.push(`pageerror: ${err.stack ?? err.message}`) })
   await page.goto(site.url)
   await page.waitForFunction(() => typeof (globalThis as { peerTest?: unknown }).peerTest === 'object')
+}
+
+export interface PeerSuite {
+  readonly site: PeerPageSite
+  /** The joined node processes, in start order (a spec may kill some). */
+  readonly nodes: GemProcess[]
+  /** Page errors collected by openPeerPage, checked by the spec's last test. */
+  readonly problems: string[]
+}
+
+/**
+ * Registers the spec file's beforeAll/afterAll: the peer page site and `count` joined `gem start` processes (each in a
+ * temp data dir), all stopped and removed after the file, also when a test fails.
+ */
+export function usePeerSuite (count: number, prefix: string): PeerSuite {
+  const dirs = Array.from({ length: count }, () => tempDataDir(prefix))
+  const suite = { site: undefined as unknown as PeerPageSite, nodes: [] as GemProcess[], problems: [] as string[] }
+  test.beforeAll(async () => {
+    test.setTimeout(120_000)
+    const [site, nodes] = await Promise.all([servePeerPage(), count > 0 ? startMesh(dirs.map(d => d.dir)) : Promise.resolve([])])
+    suite.site = site
+    suite.nodes.push(...nodes)
+  })
+  test.afterAll(async () => {
+    for (const n of suite.nodes) await n.kill()
+    for (const d of dirs) d.remove()
+    await suite.site?.close()
+  })
+  return suite
 }
