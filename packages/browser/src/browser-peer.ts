@@ -1,6 +1,6 @@
 // createBrowserPeer: a browser as an edge peer of the mesh — libp2p (websockets, webrtc-direct, circuit-relay
 // signalling, direct WebRTC), the Gem API through the server node it is attached to (`/gem/1/client`), failover to
-// other servers, live deliveries fed by other browsers (feed-relay.ts), and its IndexedDB cache, journal and outbox.
+// other servers (server-link.ts), live deliveries fed by other browsers (feed-relay.ts), IndexedDB cache, journal, outbox.
 // It owns no partitions and stores nothing the mesh depends on.
 import { webSockets } from '@libp2p/websockets'
 import { webRTC, webRTCDirect } from '@libp2p/webrtc'
@@ -14,12 +14,13 @@ import type {
   ReceivedMessage, StorageTier, SubscribeOptions, TopicConfig, TopicInfo,
 } from '@gem-mesh/core'
 import {
-  CLIENT_DELIVER_PROTOCOL, CLIENT_PROTOCOL, GROUP_STATE_PROTOCOL, MembershipService, PeerDirectory, TOPICS_PROTOCOL,
-  createMeshHost, decodeDeliveryBatch, decodeRecordsFrame, encodeHeadBody,
+  CLIENT_DELIVER_PROTOCOL, GROUP_STATE_PROTOCOL, MembershipService, PeerDirectory, TOPICS_PROTOCOL,
+  createMeshHost, decodeDeliveryBatch, decodeRecordsFrame,
 } from '@gem-mesh/core/mesh'
 import type { MeshNode, WireDelivery } from '@gem-mesh/core/mesh'
 import { checkBootstrap, resolveBootstrap } from './bootstrap.ts'
 import type { PreferredTransport, ServerTarget } from './bootstrap.ts'
+import { ServerLink } from './server-link.ts'
 import { FeedRelay } from './feed-relay.ts'
 import { GroupJournal } from './group-journal.ts'
 import { IndexedDbTier } from './indexeddb-tier.ts'
@@ -140,7 +141,6 @@ const td = new TextDecoder()
 const TRANSIENT = new Set(['PEER_UNREACHABLE', 'CLOSED', 'TIMEOUT', 'UNAVAILABLE', 'NO_QUORUM', 'NOT_LEADER'])
 const RECONCILE_MS = 1_000
 const TOPICS_REFRESH_MS = 5_000
-const RESOLVE_EVERY_MS = 2_000
 
 export async function createBrowserPeer (options: BrowserPeerOptions): Promise<BrowserPeer> {
   if (typeof options !== 'object' || options === null) throw new GemError('BAD_REQUEST', 'createBrowserPeer: options are required')
@@ -185,9 +185,7 @@ class BrowserPeerImpl implements BrowserPeer {
   readonly id: string
   broker!: Broker
   private readonly options: BrowserPeerOptions
-  private readonly targets: ServerTarget[]
-  private readonly serverIds = new Set<string>()
-  private readonly dialing = new Set<string>()
+  private readonly link: ServerLink
   private readonly subs = new Map<string, RemoteSub>()
   private readonly subscriptions = new Set<Subscription>()
   private readonly listeners = new Set<() => void>()
@@ -197,11 +195,8 @@ class BrowserPeerImpl implements BrowserPeer {
   private readonly feed: FeedRelay
   private directory: PeerDirectory | undefined
   private swim: MembershipService | undefined
-  private attached: string | undefined
-  private attaching = false
   private topicList: TopicInfo[] = []
   private topicsAt = 0
-  private resolvedAt = Date.now()
   private timer: ReturnType<typeof setTimeout> | undefined
   private closing: Promise<void> | undefined
   private seq = 0
@@ -213,9 +208,17 @@ class BrowserPeerImpl implements BrowserPeer {
     this.host = host
     this.tier = tier
     this.id = host.peerId
-    this.targets = targets
     this.options = options
-    for (const t of targets) this.serverIds.add(t.peerId)
+    this.link = new ServerLink(host, targets, {
+      bootstrap: options.bootstrap,
+      ...(options.prefer !== undefined ? { prefer: options.prefer } : {}),
+      dialTimeoutMs: options.dialTimeoutMs ?? 8_000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      // Our relayed WebRTC addresses: where another browser dials us to be fed.
+      helloAddrs: () => this.host.multiaddrs().filter(a => a.includes('/p2p-circuit') && a.includes('/webrtc')),
+      cards: () => this.directory?.peers() ?? [],
+      onAttach: server => this.attachedTo(server),
+    })
     this.cache = new RecordCache(tier)
     this.outbox = new Outbox(tier)
     this.feed = new FeedRelay(host, {
@@ -225,8 +228,8 @@ class BrowserPeerImpl implements BrowserPeer {
     })
   }
 
-  get online (): boolean { return this.attached !== undefined }
-  get server (): string | undefined { return this.attached }
+  get online (): boolean { return this.link.attached !== undefined }
+  get server (): string | undefined { return this.link.attached }
 
   async start (): Promise<void> {
     // A local engine on memory, for the Gem type's `broker`: page-local scratch, never the mesh.
@@ -247,7 +250,7 @@ class BrowserPeerImpl implements BrowserPeer {
     const node = this.host.node
     const onConn = (): void => { this.changed() }
     // Our addresses change when a relay reservation is made or lost: tell the server where feeds can dial us.
-    const onSelf = (): void => { if (this.attached !== undefined) void this.hello(this.attached).catch(() => {}) }
+    const onSelf = (): void => { void this.link.hello().catch(() => {}) }
     node.addEventListener('connection:open', onConn)
     node.addEventListener('connection:close', onConn)
     node.addEventListener('self:peer:update', onSelf)
@@ -261,17 +264,9 @@ class BrowserPeerImpl implements BrowserPeer {
     await dir.start()
     this.directory = dir
 
-    // Servers in the caller's order, until one answers: that one is where this peer attaches (pages given the same
-    // list meet on the same server, which is what lets it point one at the other for feeds). The rest are dialled in
-    // the background.
     // None answering: with startOffline the peer starts offline (reads from the cache, publishes queue) and keeps trying.
-    let first: string | undefined
-    for (const t of this.targets) {
-      first = await this.dialServer(t).catch(() => undefined)
-      if (first !== undefined) break
-    }
-    if (first === undefined && this.options.startOffline !== true) {
-      throw new GemError('PEER_UNREACHABLE', `no bootstrap server answered (${this.targets.map(t => t.peerId).join(', ') || this.options.bootstrap.join(', ')})`)
+    if (!await this.link.connectFirst() && this.options.startOffline !== true) {
+      throw new GemError('PEER_UNREACHABLE', `no bootstrap server answered (${this.link.describe()})`)
     }
     await this.reconcile()
 
@@ -294,7 +289,7 @@ class BrowserPeerImpl implements BrowserPeer {
     // The id is chosen here so that a publish retried after a lost answer, or flushed from the outbox, is deduplicated.
     const input: Record<string, unknown> = { ...rest, id: rest.id ?? randomId() }
     if (headers !== undefined) input.headers = { ...(rest.headers ?? {}), ...headers }
-    if (this.attached !== undefined && this.outbox.size === 0) {
+    if (this.link.attached !== undefined && this.outbox.size === 0) {
       try {
         return await this.publishNow(topic, input, bytes)
       } catch (err) {
@@ -331,7 +326,7 @@ class BrowserPeerImpl implements BrowserPeer {
     const partition = opts.partition ?? 0
     const from = opts.from ?? 0
     const limit = opts.limit ?? 100
-    if (this.attached !== undefined) {
+    if (this.link.attached !== undefined) {
       try {
         const { next, records } = decodeRecordsFrame(await this.request({ op: 'read', topic, partition, from, limit }))
         this.cache.add(records)
@@ -394,7 +389,7 @@ class BrowserPeerImpl implements BrowserPeer {
       feeds: { ...this.feedCounters },
       queuedPublishes: this.outbox.size,
       ...(this.outbox.lastError !== undefined && this.outbox.size > 0 ? { outboxError: this.outbox.lastError } : {}),
-      server: this.attached,
+      server: this.link.attached,
       subscriptions: [...this.subs.values()].map(sub => ({
         topic: sub.topic,
         mode: sub.mode,
@@ -413,6 +408,7 @@ class BrowserPeerImpl implements BrowserPeer {
   close (): Promise<void> {
     this.closing ??= (async () => {
       if (this.timer !== undefined) clearTimeout(this.timer)
+      this.link.close()
       for (const s of [...this.subscriptions]) s.close()
       for (const off of this.offs.splice(0)) off()
       await this.swim?.stop(0).catch(() => {})
@@ -442,7 +438,7 @@ class BrowserPeerImpl implements BrowserPeer {
       tags: new Map(), acks: [], acksScheduled: false,
     }
     this.subs.set(sid, sub)
-    if (this.attached !== undefined) {
+    if (this.link.attached !== undefined) {
       try {
         await this.startSub(sub)
       } catch (err) {
@@ -462,7 +458,7 @@ class BrowserPeerImpl implements BrowserPeer {
 
   /** Attaches `sub` to a feeding browser (live subscriptions, when the server names one) or to the server. */
   private async startSub (sub: RemoteSub): Promise<void> {
-    const server = this.attached
+    const server = this.link.attached
     if (server === undefined || sub.closed || sub.starting || sub.onServer !== undefined || sub.feeder !== undefined) return
     sub.starting = true
     try {
@@ -549,7 +545,7 @@ class BrowserPeerImpl implements BrowserPeer {
       this.feed.leave(sub.feeder, sub.topic)
       void this.request({ op: 'unfed', topic: sub.topic }).catch(() => {})
     }
-    if (sub.onServer !== undefined && sub.onServer === this.attached) void this.request({ op: 'unsubscribe', sid: sub.sid }).catch(() => {})
+    if (sub.onServer !== undefined && sub.onServer === this.link.attached) void this.request({ op: 'unsubscribe', sid: sub.sid }).catch(() => {})
     for (const a of sub.acks.splice(0)) a.resolve(false)
   }
 
@@ -617,7 +613,7 @@ class BrowserPeerImpl implements BrowserPeer {
     const at = sub.tags.get(tag)
     sub.tags.delete(tag)
     if (op === 'ack' && at !== undefined && sub.journal !== undefined) await sub.journal.mark(at.partition, at.offset)
-    if (sub.closed || this.attached === undefined) return false
+    if (sub.closed || this.link.attached === undefined) return false
     return await new Promise<boolean>(resolve => { this.queueSettle(sub, op, tag, delayMs, resolve) })
   }
 
@@ -647,9 +643,7 @@ class BrowserPeerImpl implements BrowserPeer {
   // ---- servers ----------------------------------------------------------------------------------
 
   private async request (head: Record<string, unknown>, body?: Uint8Array): Promise<Uint8Array> {
-    const server = this.attached
-    if (server === undefined) throw new GemError('UNAVAILABLE', 'no server node is reachable (offline)')
-    return await this.host.request(server, CLIENT_PROTOCOL, encodeHeadBody(head, body ?? new Uint8Array(0)), { timeoutMs: this.options.requestTimeoutMs ?? 10_000 })
+    return await this.link.request(head, body)
   }
 
   private async publishNow (topic: string, input: Record<string, unknown>, payload: Uint8Array): Promise<PublishResult> {
@@ -661,55 +655,11 @@ class BrowserPeerImpl implements BrowserPeer {
     this.changed()
   }
 
-  /** Dials one server: every address in turn, each with a timeout and one retry (dials can hang). */
-  private async dialServer (t: ServerTarget): Promise<string> {
-    if (this.dialing.has(t.peerId)) throw new GemError('PEER_UNREACHABLE', 'already dialling')
-    this.dialing.add(t.peerId)
-    try {
-      let last: unknown
-      for (const addr of t.addrs) {
-        for (let attempt = 0; attempt < 2; attempt++) {
-          try {
-            return await this.host.dial(addr, this.options.dialTimeoutMs ?? 8_000)
-          } catch (err) {
-            last = err
-            if (this.closing !== undefined) throw err
-          }
-        }
-      }
-      throw last ?? new GemError('PEER_UNREACHABLE', `no address for ${t.peerId}`)
-    } finally {
-      this.dialing.delete(t.peerId)
-    }
-  }
-
-  private connected (peer: string): boolean {
-    return this.host.node.getConnections().some(c => c.remotePeer.toString() === peer && c.status === 'open')
-  }
-
-  /** Keeps connections to the servers, attaches to one, restarts subscriptions that lost their source. */
+  /** Keeps the server link up, then restarts subscriptions that lost their source and sends what waits. */
   private async reconcile (): Promise<void> {
     if (this.closing !== undefined) return
-    this.learnServers()
-    // Offline: a restarted server listens on new ports. Ask the bootstrap gateways again (at most every few seconds).
-    if (this.attached === undefined && !this.targets.some(t => this.connected(t.peerId)) && Date.now() - this.resolvedAt > RESOLVE_EVERY_MS) {
-      this.resolvedAt = Date.now()
-      try {
-        for (const t of await resolveBootstrap(this.options.bootstrap, this.options.prefer)) {
-          const known = this.targets.find(x => x.peerId === t.peerId)
-          if (known !== undefined) known.addrs = t.addrs
-          else { this.targets.push(t); this.serverIds.add(t.peerId) }
-        }
-      } catch { /* still offline */ }
-    }
-    for (const t of this.targets) {
-      if (!this.connected(t.peerId) && !this.dialing.has(t.peerId)) void this.dialServer(t).catch(() => {})
-    }
-    if (this.attached === undefined && !this.attaching) {
-      const next = this.targets.find(t => this.connected(t.peerId))
-      if (next !== undefined) await this.attach(next.peerId)
-    }
-    if (this.attached !== undefined) {
+    await this.link.tick()
+    if (this.link.attached !== undefined) {
       for (const sub of this.subs.values()) {
         if (sub.onServer === undefined && sub.feeder === undefined) void this.startSub(sub).catch(() => {})
         else void this.upgradeToFeed(sub).catch(() => {})
@@ -719,47 +669,21 @@ class BrowserPeerImpl implements BrowserPeer {
     }
   }
 
-  private async attach (server: string): Promise<void> {
-    this.attaching = true
-    try {
-      await this.hello(server)
-      this.attached = server
-    } catch {
-      return
-    } finally {
-      this.attaching = false
-    }
+  /** Attached (first time or after a failover): subscriptions without a source start again, queued publishes go. */
+  private async attachedTo (_server: string): Promise<void> {
     this.changed()
     await Promise.allSettled([...this.subs.values()].filter(s => s.onServer === undefined && s.feeder === undefined).map(s => this.startSub(s)))
     void this.flushOutbox()
     await this.refreshTopics().catch(() => {})
   }
 
-  private async hello (server: string): Promise<void> {
-    // Our relayed WebRTC addresses: where another browser dials us to be fed.
-    const addrs = this.host.multiaddrs().filter(a => a.includes('/p2p-circuit') && a.includes('/webrtc'))
-    await this.host.request(server, CLIENT_PROTOCOL, encodeHeadBody({ op: 'hello', addrs }), { timeoutMs: 5_000 })
-  }
-
   private onDisconnect (peer: string): void {
-    if (peer === this.attached) {
-      this.attached = undefined
+    if (this.link.disconnected(peer)) {
       for (const sub of this.subs.values()) if (sub.onServer === peer) sub.onServer = undefined
       for (const sub of this.subs.values()) sub.tags.clear()
     }
     this.changed()
     this.schedule(0)
-  }
-
-  /** Servers other servers told us about (hello cards) become failover targets too. */
-  private learnServers (): void {
-    for (const card of this.directory?.peers() ?? []) {
-      if (card.role !== 'server' || this.serverIds.has(card.peerId)) continue
-      const addrs = card.multiaddrs.filter(a => a.includes('/ws') && !a.includes('/p2p-circuit'))
-      if (addrs.length === 0) continue
-      this.serverIds.add(card.peerId)
-      void resolveBootstrap(addrs).then(ts => { for (const t of ts) if (!this.targets.some(x => x.peerId === t.peerId)) this.targets.push(t) }, () => {})
-    }
   }
 
   private async refreshTopics (): Promise<TopicInfo[]> {
@@ -784,7 +708,7 @@ class BrowserPeerImpl implements BrowserPeer {
   private roleOf (peer: string): 'server' | 'browser' {
     const card = this.directory?.get(peer)
     if (card !== undefined) return card.role
-    return this.serverIds.has(peer) ? 'server' : 'browser'
+    return this.link.isServer(peer) ? 'server' : 'browser'
   }
 
   /** The transport of the best open connection to `peer` (direct before relayed), as streams pick it. */
