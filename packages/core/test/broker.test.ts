@@ -189,7 +189,7 @@ describe('consumer groups', () => {
     await broker.close()
   })
 
-  test('records held by a consumer that leaves go to the others', async () => {
+  test('records held by a consumer that leaves go to the others, in offset order', async () => {
     const { broker } = await openBroker()
     await broker.createTopic('t')
     for (let i = 0; i < 4; i++) await broker.publish('t', { payload: bytes('x') })
@@ -201,6 +201,8 @@ describe('consumer groups', () => {
     ha.close()
     await waitFor(() => b.got.length === 4, 'b gets them')
     assert.ok(b.got.every(d => d.attempt === 2))
+    // Requeued together, redelivered in their offset order (not reversed by the schedule's heap).
+    assert.deepEqual(b.got.map(d => d.record.offset), [0, 1, 2, 3])
     hb.close()
     await broker.close()
   })
