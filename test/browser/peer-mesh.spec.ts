@@ -34,8 +34,9 @@ test('Node publishes reach two pages, one of them fed by the other over direct W
   const b = await newPeerPage(browser, `b-${Date.now()}`, bootB)
   await b.evaluate(async t => { await peerTest.track('live', t) }, topic)
   // The server points B at A; B dials A over WebRTC (signalled through the relay) and takes the topic from it.
+  // 60 s: a hung WebRTC dial costs two 8 s attempts before B asks again (TOOLCHAIN.md), and CI machines are slow.
   await expect.poll(() => b.evaluate(() => peerTest.stats()?.feeds.joined ?? 0), {
-    timeout: 30_000,
+    timeout: 60_000,
     message: `B joins A's feed (A: ${JSON.stringify(await a.evaluate(() => [peerTest.stats(), peerTest.relayAddrs()]))}, B: ${JSON.stringify(await b.evaluate(() => peerTest.stats()))})`,
   }).toBeGreaterThan(0)
 
