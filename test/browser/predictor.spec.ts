@@ -2,30 +2,21 @@
 // it with models/load-predictor.onnx beside it on 127.0.0.1, and compares the page's outputs with the native golden ones.
 import { expect, test } from '@playwright/test'
 import type { Page } from '@playwright/test'
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises'
-import { createServer } from 'node:http'
-import type { Server } from 'node:http'
+import { copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, extname, join, normalize, sep } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'vite'
 import type { PredictorReport } from './predictor-page/main.ts'
+import { serveStatic } from './support/static-server.ts'
+import type { StaticSite } from './support/static-server.ts'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const PAGE_DIR = join(HERE, 'predictor-page')
 const MODELS = join(HERE, '..', '..', 'models')
 
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.onnx': 'application/octet-stream',
-}
-
 let tmp: string | undefined
-let server: Server | undefined
+let site: StaticSite | undefined
 let page: Page | undefined
 const pageErrors: string[] = []
 
@@ -37,32 +28,16 @@ test.beforeAll(async ({ browser }) => {
     build: { outDir, emptyOutDir: true, minify: false, reportCompressedSize: false, target: 'es2023', chunkSizeWarningLimit: 30_000 },
   })
   for (const f of ['load-predictor.onnx', 'load-predictor.golden.json']) await copyFile(join(MODELS, f), join(outDir, f))
-  const root = outDir
-  server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
-    const file = normalize(join(root, path === '/' ? 'index.html' : path))
-    if (!file.startsWith(root + sep)) { res.writeHead(404).end(); return }
-    readFile(file).then(
-      body => res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream' }).end(body),
-      () => res.writeHead(404).end(),
-    )
-  })
-  await new Promise<void>((resolve, reject) => { server!.once('error', reject); server!.listen(0, '127.0.0.1', resolve) })
-  const addr = server.address()
-  if (addr === null || typeof addr === 'string') throw new Error('the static server has no TCP address')
+  site = await serveStatic(outDir)
   page = await browser.newPage()
   page.on('pageerror', err => { pageErrors.push(err.stack ?? err.message) })
-  await page.goto(`http://127.0.0.1:${addr.port}/`)
+  await page.goto(site.url)
   await page.waitForFunction(() => typeof (globalThis as { runPredictorChecks?: unknown }).runPredictorChecks === 'function')
 })
 
 test.afterAll(async () => {
   await page?.close()
-  if (server !== undefined) {
-    const s = server
-    s.closeAllConnections()
-    await new Promise<void>(resolve => s.close(() => resolve()))
-  }
+  await site?.close()
   if (tmp !== undefined) await rm(tmp, { recursive: true, force: true })
 })
 
