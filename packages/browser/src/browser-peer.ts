@@ -7,7 +7,7 @@ import { webRTC, webRTCDirect } from '@libp2p/webrtc'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import type { Connection } from '@libp2p/interface'
 import {
-  Broker, GemError, MemoryTier, Subscription, assertTopicName, encodePayload, toGemError,
+  Broker, GemError, MemoryTier, Subscription, assertTopicName, encodePayload, toGemError, untilAborted,
 } from '@gem-mesh/core'
 import type {
   ConsumerHandle, ConsumerOptions, Delivery, Gem, GemRecord, MessageHandler, PublishOptions, PublishResult, ReadResult,
@@ -300,12 +300,7 @@ class BrowserPeerImpl implements BrowserPeer {
     const p = this.outbox.add(topic, input, bytes)
     this.changed()
     void this.flushOutbox()
-    if (signal === undefined) return await p
-    return await new Promise<PublishResult>((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason ?? new GemError('CLOSED', 'aborted'))
-      signal.addEventListener('abort', onAbort, { once: true })
-      p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-    })
+    return await untilAborted(p, signal)
   }
 
   subscribe (topic: string, a?: MessageHandler | SubscribeOptions, b?: SubscribeOptions): Subscription {

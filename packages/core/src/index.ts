@@ -1,6 +1,7 @@
 // @gem-mesh/core public entry: the SDK, the broker engine, the message model, tiers and errors.
 // Web-standard APIs only; runtime packages supply storage, transports and clocks.
 export { createGem } from './api/gem.ts'
+export { untilAborted } from './api/abortable.ts'
 export type { Gem, GemOptions, PublishOptions } from './api/gem.ts'
 export { Subscription, ReceivedMessage } from './api/subscription.ts'
 export type { SubscribeOptions, MessageHandler } from './api/subscription.ts'

@@ -3,13 +3,13 @@
 import { Broker } from '../broker.ts'
 import type { BrokerOptions } from '../broker.ts'
 import type { ConsumerOptions, ReadResult, TopicConfig, TopicInfo } from '../broker-types.ts'
-import { GemError } from '../errors.ts'
 import type { PublishInput, PublishResult } from '../message.ts'
 import { MemoryTier } from '../store/memory-tier.ts'
 import type { StorageTier } from '../store/tier.ts'
 import { Subscription } from './subscription.ts'
 import type { MessageHandler, SubscribeOptions } from './subscription.ts'
 import { encodePayload } from './payload.ts'
+import { untilAborted } from './abortable.ts'
 
 export interface GemOptions extends Omit<BrokerOptions, 'tier'> {
   /** Where records live. Default: a MemoryTier (nothing survives the process: tests and demos only). */
@@ -53,14 +53,8 @@ export async function createGem (options: GemOptions = {}): Promise<Gem> {
       if (headers !== undefined && (rest.headers === undefined || isPlainObject(rest.headers))) {
         input.headers = { ...rest.headers, ...headers }
       }
-      const p = broker.publish(topic, input)
-      if (signal === undefined) return await p
       // Aborting stops the wait, not the write: the message may still be stored.
-      return await new Promise<PublishResult>((resolve, reject) => {
-        const onAbort = (): void => reject(signal.reason ?? new GemError('CLOSED', 'aborted'))
-        signal.addEventListener('abort', onAbort, { once: true })
-        p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-      })
+      return await untilAborted(broker.publish(topic, input), signal)
     },
     subscribe (topic: string, a?: MessageHandler | SubscribeOptions, b?: SubscribeOptions): Subscription {
       const handler = typeof a === 'function' ? a : undefined
