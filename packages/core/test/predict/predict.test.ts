@@ -169,6 +169,27 @@ describe('publish admission', () => {
   })
 })
 
+describe('publish admission order', () => {
+  test('waiters are released first in, first out, also when the credit rises or a token refills meanwhile', async () => {
+    const clock = new ManualClock(0)
+    const a = new PublishAdmission({ clock, maxWaitMs: 1_000, minRate: 10 })
+    a.setCredit(0.5, 20) // 10 publishes/s, no token at hand
+    const order: number[] = []
+    const waits = [0, 1, 2].map(i => a.admit().then(() => { order.push(i) }))
+    clock.advance(60)
+    for (let i = 0; i < 5; i++) await Promise.resolve()
+    a.setCredit(0.9, 200) // 180 publishes/s: the queue drains faster, still in order
+    clock.advance(45) // a token refilled: a newcomer must still queue behind the waiters
+    for (let i = 0; i < 5; i++) await Promise.resolve() // released waiters continue before the newcomer arrives
+    waits.push(a.admit().then(() => { order.push(3) }))
+    for (let i = 0; i < 10 && order.length < 4; i++) { clock.advance(20); await Promise.resolve() }
+    await Promise.all(waits)
+    assert.deepEqual(order, [0, 1, 2, 3])
+    a.setCredit(1, 200)
+    await a.admit()
+  })
+})
+
 describe('the prediction loop', () => {
   test('samples, forecasts and records an admission decision with its prediction', async () => {
     const clock = new ManualClock(0)
