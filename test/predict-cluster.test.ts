@@ -87,24 +87,38 @@ test('GET /metrics carries the load-prediction metrics', { timeout: 60_000 }, as
 })
 
 test('a node predicted over capacity hands the leadership of a partition it leads to a follower', { timeout: 150_000 }, async () => {
-  // A capacity line of 2% utilization puts every busy node over capacity; a target of 0.95 lets any peer receive.
-  await withMeshProcesses(3, async ({ nodes }) => {
+  // One node is made the busy one: readers hammer its gateway (full event loop, utilization near 1) while publishes keep
+  // every partition loaded. Over the 2% capacity line every node is "hot", but only the busy one is above the 0.95
+  // target, and its followers, well under it, can take a leadership. Without the readers the outcome would depend on
+  // how fast the machine is (on a quiet one no node reaches the target, so nothing needs to move).
+  await withMeshProcesses(3, async ({ nodes, ids }) => {
     assert.equal((await api(nodes[0].url, 'POST', '/topics', { name: 'hot', partitions: 6 })).status, 201)
+    const busy = nodes[ids.indexOf(await agreedLeader(nodes, 'hot', 0))]
     const deadline = Date.now() + 60_000
     type Move = { kind: string, topic: string, partition: number, from: string, to: string, prediction: { predictor: string, current: number, predicted: number } }
     let move: Move | undefined
     let sent = 0
-    // Bounded: at most 60 s and 60,000 publishes, a batch of 20 per node in turn.
-    while (move === undefined && Date.now() < deadline && sent < 60_000) {
-      for (const n of nodes) {
-        const r = await api(n.url, 'POST', '/topics/hot/messages', { messages: Array.from({ length: 20 }, (_, i) => ({ payload: `m-${sent + i}`, key: `k-${(sent + i) % 12}` })) })
-        assert.equal(r.status, 201, JSON.stringify(r.json))
-        sent += 20
+    let reading = true
+    // Bounded: until a move is seen or the deadline, each reader one request at a time.
+    const readers = Array.from({ length: 6 }, async (_, i) => {
+      while (reading && Date.now() < deadline) await api(busy.url, 'GET', `/topics/hot/messages?partition=${i}&from=0&limit=1000`).catch(() => {})
+    })
+    try {
+      // Bounded: at most 60 s and 60,000 publishes, a batch of 20 per node in turn.
+      while (move === undefined && Date.now() < deadline && sent < 60_000) {
+        for (const n of nodes) {
+          const r = await api(n.url, 'POST', '/topics/hot/messages', { messages: Array.from({ length: 20 }, (_, i) => ({ payload: `m-${sent + i}`, key: `k-${(sent + i) % 12}` })) })
+          assert.equal(r.status, 201, JSON.stringify(r.json))
+          sent += 20
+        }
+        for (const n of nodes) {
+          const decisions = (await api(n.url, 'GET', '/cluster')).json.decisions as Move[]
+          move ??= decisions.find(d => d.kind === 'move-leader')
+        }
       }
-      for (const n of nodes) {
-        const decisions = (await api(n.url, 'GET', '/cluster')).json.decisions as Move[]
-        move ??= decisions.find(d => d.kind === 'move-leader')
-      }
+    } finally {
+      reading = false
+      await Promise.all(readers)
     }
     assert.ok(move !== undefined, `no leadership move after ${sent} publishes`)
     assert.equal(move.topic, 'hot')
