@@ -5,7 +5,6 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { SERVER_V8_FLAGS } from '../../packages/node/src/cli/server-v8-flags.ts'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const CLI = join(ROOT, 'packages/node/src/cli/main.ts')
@@ -30,7 +29,7 @@ export async function startGem (dataDir: string, extraArgs: string[] = [], timeo
   const nodeJson = join(dataDir, 'node.json')
   // A node.json from a previous run must not be mistaken for this one.
   rmSync(nodeJson, { force: true })
-  const child = spawn(process.execPath, [...SERVER_V8_FLAGS, CLI, 'start', '--data-dir', dataDir, '--http-port', '0', '--log-level', 'warn', ...extraArgs], {
+  const child = spawn(process.execPath, [CLI, 'start', '--data-dir', dataDir, '--http-port', '0', '--log-level', 'warn', ...extraArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, GEM_CONFIG: '' },

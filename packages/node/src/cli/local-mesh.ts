@@ -7,7 +7,6 @@ import { join, resolve } from 'node:path'
 import { GemError } from '@gem-mesh/core'
 import { startEmbeddedS3 } from '../storage/embedded-s3.ts'
 import { prepareDashboard } from './dashboard-build.ts'
-import { SERVER_V8_FLAGS } from './server-v8-flags.ts'
 
 export interface LocalMeshFlags {
   nodes?: string
@@ -56,7 +55,7 @@ export async function localMeshCommand (flags: LocalMeshFlags): Promise<number> 
     rmSync(join(dataDir, 'node.json'), { force: true })
     if (!args.includes('--log-level') && process.env.GEM_LOG_LEVEL === undefined) args.push('--log-level', 'warn')
     // Its own process group: Ctrl-C reaches only this launcher, which then stops each node exactly once.
-    const child = spawn(process.execPath, [...SERVER_V8_FLAGS, ...args], { stdio: ['ignore', 'inherit', 'inherit'], detached: true })
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], detached: true })
     children.push(child)
     const url = await waitForNode(dataDir, child)
     urls.push(url)

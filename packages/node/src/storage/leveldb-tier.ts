@@ -37,13 +37,6 @@ const HEADER_BYTES = 16
 const OFFSET_LIMIT = 2 ** 53
 /** Keys deleted per LevelDB batch when a range goes: bounds the memory a big delete holds. */
 const DELETE_PAGE = 4096
-/**
- * LevelDB's memtable (default 4 MiB). Each time it fills, the next write waits while LevelDB starts a new log file
- * (its first fsync also commits the file's metadata) and schedules the flush: 10-13 ms stalls seen at the p99 of
- * publish latency. 16 MiB makes them 4x rarer (one every ~10 s at 5k msg/s of 256 B) for up to 32 MiB of memory
- * (the active memtable plus the one being flushed).
- */
-const WRITE_BUFFER_BYTES = 16 * 1024 * 1024
 /** Largest read-ahead of one iterator step; nextv stops early once it passes this many bytes. */
 const MAX_READ_AHEAD = 64 * 1024 * 1024
 
@@ -54,7 +47,7 @@ const td = new TextDecoder()
 export async function openLevelTier (opts: LevelTierOptions): Promise<LevelTier> {
   const durability = opts.durability ?? 'fsync'
   if (durability !== 'fsync' && durability !== 'none') throw new GemError('BAD_REQUEST', `durability must be 'fsync' or 'none', not ${String(durability)}`)
-  const db: Db = new Level<Uint8Array, Uint8Array>(opts.path, { keyEncoding: 'view', valueEncoding: 'view', writeBufferSize: WRITE_BUFFER_BYTES })
+  const db: Db = new Level<Uint8Array, Uint8Array>(opts.path, { keyEncoding: 'view', valueEncoding: 'view' })
   await db.open()
   return new LevelTier(db, opts.path, durability)
 }
