@@ -12,6 +12,7 @@ import { BrowserPeerClient } from './peer-client.ts'
 import { DeliverySummaryView } from './views/delivery-summary.ts'
 import { LiveTailView } from './views/live-tail.ts'
 import { LoadView } from './views/load-view.ts'
+import { DecisionsView } from './views/decisions-view.ts'
 import { MeshGraphView } from './views/mesh-graph.ts'
 import { PublishFormView } from './views/publish-form.ts'
 import { RingView } from './views/ring-view.ts'
@@ -65,6 +66,7 @@ async function main (): Promise<void> {
   const deliveries = new DeliverySummaryView(section('mesh'))
   const ring = new RingView(section('ring'))
   const load = new LoadView(section('load'))
+  const decisions = new DecisionsView(section('load'))
   const tail = new LiveTailView(section('tail'), client)
   const publish = new PublishFormView(section('publish'), client, info.config.max_payload_bytes)
   const topics = new TopicsView(section('topics'), name => { tail.follow(name); publish.setTopic(name, true) })
@@ -82,6 +84,7 @@ async function main (): Promise<void> {
     deliveries.update(client.deliveries())
     ring.update(s.cluster)
     load.update(s.cluster, history)
+    decisions.update(s.cluster.decisions)
     topics.update(history)
     const names = history.topics.map(t => t.name).filter(n => !n.endsWith('.dlq'))
     tail.setTopics(names)

@@ -37,9 +37,26 @@ export interface PartitionView {
   offsets: { low: number, high: number, commit?: number, end?: number }
 }
 
+/** One decision of the serving node's load-prediction engine, as GET /cluster lists them. */
+export interface LoadDecision {
+  at: string
+  kind: 'move-leader' | 'admission' | 'placement' | string
+  topic?: string
+  partition?: number
+  from?: string
+  to?: string
+  node?: string
+  credit?: number
+  predictor?: string
+  loads?: Record<string, number>
+  prediction?: { predictor: string, current: number, predicted: number, horizon_s: number }
+}
+
 export interface ClusterView {
   nodes: ClusterNode[]
   partitions: PartitionView[]
+  /** Absent on nodes without the prediction engine. */
+  decisions?: LoadDecision[]
 }
 
 export interface GroupStats {

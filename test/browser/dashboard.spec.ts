@@ -66,7 +66,7 @@ test('the gateway serves the dashboard under /dashboard/ and nothing outside it'
   expect((await api(url, 'GET', '/health')).status).toBe(200)
 })
 
-test('the dashboard renders the mesh: all three server nodes, their partitions and load', async () => {
+test('the dashboard renders the mesh: all three server nodes, their partitions, load and load decisions', async () => {
   const p = page!
   for (const id of ids) {
     await expect(p.locator(`[data-testid=graph-node][data-node-id="${id}"]`)).toBeVisible()
@@ -77,6 +77,8 @@ test('the dashboard renders the mesh: all three server nodes, their partitions a
   await expect(p.getByTestId('partitions')).toContainText(`${TOPIC}/0`)
   await expect(p.getByTestId('partitions')).toContainText(`${TOPIC}/1`)
   await expect(p.getByTestId('topics')).toContainText(TOPIC)
+  // The topic's placement on predicted load is a decision of the node serving the page (#7).
+  await expect(p.getByTestId('decisions')).toContainText(`placement${TOPIC} placed on`)
 })
 
 test('a live tail shows messages published from Node; the screenshot shows nodes and messages', async ({}, testInfo) => {
