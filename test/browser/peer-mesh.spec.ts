@@ -45,8 +45,13 @@ test('Node publishes reach two pages, one of them fed by the other over direct W
     const r = await api(second.url, 'POST', `/topics/${topic}/messages`, { payload: `tick-${i}` })
     expect(r.status).toBe(201)
   }
-  for (const page of [a, b]) {
+  for (const [label, page] of [['A', a], ['B', b]] as const) {
     await expect.poll(() => page.evaluate(() => peerTest.received('live').length), { timeout: 30_000 }).toBe(n)
+      .catch(async (err: Error) => {
+        // Say where each page's deliveries stood when the wait gave up: which server, feeds, and what arrived.
+        const state = async (p: typeof a): Promise<string> => JSON.stringify(await p.evaluate(() => ({ stats: peerTest.stats(), got: peerTest.received('live').length })))
+        throw new Error(`page ${label} did not get all ${n}: A ${await state(a)}; B ${await state(b)}\n${err.message}`)
+      })
     const texts = await page.evaluate(() => peerTest.received('live').map(r => r.text))
     expect(texts).toEqual(Array.from({ length: n }, (_, i) => `tick-${i}`))
   }
