@@ -7,8 +7,8 @@ import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build } from 'vite'
 import type { CheckGroup, CheckResult, CoreReport, RunCoreChecks } from './core-page/report.ts'
+import { buildTestPage } from './support/build-page.ts'
 import { serveStatic } from './support/static-server.ts'
 
 const PAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'core-page')
@@ -21,16 +21,7 @@ const consoleErrors: string[] = []
 test.beforeAll(async ({ browser }) => {
   tmp = await mkdtemp(join(tmpdir(), 'gem-core-page-'))
   const outDir = join(tmp, 'dist')
-  // No config file, no public dir, no env files, cache in the temp dir: the build reads only the page and the core.
-  await build({
-    root: PAGE_DIR,
-    configFile: false,
-    envFile: false,
-    publicDir: false,
-    cacheDir: join(tmp, 'vite-cache'),
-    logLevel: 'warn',
-    build: { outDir, emptyOutDir: true, minify: false, reportCompressedSize: false },
-  })
+  await buildTestPage(PAGE_DIR, outDir, tmp)
   const served = await serveStatic(outDir)
   server = served.server
 

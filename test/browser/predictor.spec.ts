@@ -6,8 +6,8 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build } from 'vite'
 import type { PredictorReport } from './predictor-page/main.ts'
+import { buildTestPage } from './support/build-page.ts'
 import { serveStatic } from './support/static-server.ts'
 import type { StaticSite } from './support/static-server.ts'
 
@@ -23,10 +23,7 @@ const pageErrors: string[] = []
 test.beforeAll(async ({ browser }) => {
   tmp = await mkdtemp(join(tmpdir(), 'gem-predictor-page-'))
   const outDir = join(tmp, 'dist')
-  await build({
-    root: PAGE_DIR, configFile: false, envFile: false, publicDir: false, cacheDir: join(tmp, 'vite-cache'), logLevel: 'warn',
-    build: { outDir, emptyOutDir: true, minify: false, reportCompressedSize: false, target: 'es2023', chunkSizeWarningLimit: 30_000 },
-  })
+  await buildTestPage(PAGE_DIR, outDir, tmp)
   for (const f of ['load-predictor.onnx', 'load-predictor.golden.json']) await copyFile(join(MODELS, f), join(outDir, f))
   site = await serveStatic(outDir)
   page = await browser.newPage()

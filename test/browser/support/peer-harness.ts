@@ -7,10 +7,10 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { test } from '@playwright/test'
 import type { Page } from '@playwright/test'
-import { build } from 'vite'
 import { api, tempDataDir } from '../../support/gem-process.ts'
 import type { GemProcess } from '../../support/gem-process.ts'
 import { startMesh } from '../../support/mesh.ts'
+import { buildTestPage } from './build-page.ts'
 import { serveStatic } from './static-server.ts'
 
 const PAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'peer-page')
@@ -32,15 +32,7 @@ async function builtPage (): Promise<string> {
   if (existsSync(join(outDir, '.complete'))) return outDir
   const tmp = await mkdtemp(join(tmpdir(), 'gem-peer-page-build-'))
   try {
-    await build({
-      root: PAGE_DIR,
-      configFile: false,
-      envFile: false,
-      publicDir: false,
-      cacheDir: join(tmp, 'vite-cache'),
-      logLevel: 'warn',
-      build: { outDir: join(tmp, 'dist'), emptyOutDir: true, minify: false, reportCompressedSize: false, target: 'es2023', chunkSizeWarningLimit: 20_000 },
-    })
+    await buildTestPage(PAGE_DIR, join(tmp, 'dist'), tmp)
     await writeFile(join(tmp, 'dist', '.complete'), String(newest))
     await rm(outDir, { recursive: true, force: true })
     try {
