@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { GemError } from '@gem-mesh/core'
-import { api, readAll, startGem, tempDataDir } from './support/gem-process.ts'
+import { api, readAll, startGem, tcpTarget, tempDataDir } from './support/gem-process.ts'
 import type { GemProcess } from './support/gem-process.ts'
 import { withMesh, text } from '../packages/node/test/mesh/mesh-harness.ts'
 import { waitFor } from '../packages/core/test/wait-for.ts'
@@ -26,13 +26,11 @@ test('garbage on every mesh protocol: clear refusals, the node keeps serving, st
     node = await startGem(data.dir, ['--webrtc-direct', 'false'])
     assert.equal((await api(node.url, 'POST', '/topics', { name: 'orders' })).status, 201)
     for (let i = 0; i < 5; i++) assert.equal((await api(node.url, 'POST', '/topics/orders/messages', { id: `o-${i}`, payload: i })).status, 201)
-    const info = (await api(node.url, 'GET', '/info')).json
-    const addr = (info.multiaddrs as string[]).find(a => a.includes('/tcp/') && !a.includes('/ws'))!
-    const peer = info.peer_id as string
+    const target = await tcpTarget(node.url)
+    const { peer } = target
 
     await withMesh(async mesh => {
-      const host = await mesh.start({ bootstrap: [addr] })
-      await waitFor(() => host.peers().includes(peer), 'connected to the node', 20_000)
+      const host = await mesh.startConnected(target)
       for (const protocol of ['/gem/1/publish', '/gem/1/topics', '/gem/1/group', '/gem/1/fetch', '/gem/1/move']) {
         for (const frame of garbage()) {
           const err = await host.request(peer, protocol, frame, { timeoutMs: 5_000 }).then(() => undefined, (e: unknown) => e)

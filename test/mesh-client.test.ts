@@ -8,7 +8,7 @@ import {
   CLIENT_DELIVER_PROTOCOL, CLIENT_PROTOCOL, decodeDeliveryBatch, decodeRecordsFrame, encodeDeliveryBatch, encodeHeadBody,
 } from '@gem-mesh/core/mesh'
 import type { DeliveryBatch, MeshNode } from '@gem-mesh/core/mesh'
-import { api, readAll, startGem, tempDataDir } from './support/gem-process.ts'
+import { api, readAll, startGem, tcpTarget, tempDataDir } from './support/gem-process.ts'
 import type { GemProcess } from './support/gem-process.ts'
 import { withMesh, text } from '../packages/node/test/mesh/mesh-harness.ts'
 import { waitFor } from '../packages/core/test/wait-for.ts'
@@ -46,13 +46,11 @@ test('/gem/1/client: publish, live and group subscriptions, acks, reads and topi
   let node: GemProcess | undefined
   try {
     node = await startGem(data.dir, ['--webrtc-direct', 'false'])
-    const info = (await api(node.url, 'GET', '/info')).json
-    const addr = (info.multiaddrs as string[]).find(a => a.includes('/tcp/') && !a.includes('/ws'))!
-    const peer = info.peer_id as string
+    const target = await tcpTarget(node.url)
+    const { peer } = target
 
     await withMesh(async mesh => {
-      const host = await mesh.start({ bootstrap: [addr] })
-      await waitFor(() => host.peers().includes(peer), 'connected to the node', 20_000)
+      const host = await mesh.startConnected(target)
       const batches: DeliveryBatch[] = []
       await host.handle(CLIENT_DELIVER_PROTOCOL, (_from, frame) => { batches.push(decodeDeliveryBatch(frame)) })
 
@@ -105,8 +103,7 @@ test('/gem/1/client: publish, live and group subscriptions, acks, reads and topi
 
     // Another client attaches to the same group: the unacknowledged delivery comes again, the acked ones do not.
     await withMesh(async mesh => {
-      const host = await mesh.start({ bootstrap: [addr] })
-      await waitFor(() => host.peers().includes(peer), 'connected again', 20_000)
+      const host = await mesh.startConnected(target, 'connected again')
       const batches: DeliveryBatch[] = []
       await host.handle(CLIENT_DELIVER_PROTOCOL, (_from, frame) => { batches.push(decodeDeliveryBatch(frame)) })
       await call(host, peer, { op: 'subscribe', sid: 'grp2', topic: 'orders', mode: 'consume', opts: { group: 'billing' } })

@@ -86,6 +86,14 @@ export async function api (url: string, method: string, path: string, body?: unk
 }
 
 /** Reads every message of a partition through the REST API. */
+/** A node's libp2p identity as its GET /info reports it: the peer id and the plain tcp multiaddr a Node host dials. */
+export async function tcpTarget (url: string): Promise<{ peer: string, addr: string }> {
+  const info = (await api(url, 'GET', '/info')).json
+  const addr = (info.multiaddrs as string[]).find(a => a.includes('/tcp/') && !a.includes('/ws'))
+  if (addr === undefined) throw new Error(`${url} lists no plain tcp multiaddr: ${JSON.stringify(info.multiaddrs)}`)
+  return { peer: info.peer_id as string, addr }
+}
+
 export async function readAll (url: string, topic: string, partition = 0): Promise<Array<{ id: string, offset: number, payload: unknown }>> {
   const out: Array<{ id: string, offset: number, payload: unknown }> = []
   let from = 0

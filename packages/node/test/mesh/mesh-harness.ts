@@ -30,6 +30,13 @@ export class Mesh {
     return host
   }
 
+  /** Starts a host bootstrapped from `target` (see tcpTarget in test/support) and resolves once it is connected to it. */
+  async startConnected (target: { peer: string, addr: string }, what = 'connected to the node'): Promise<MeshNode> {
+    const host = await this.start({ bootstrap: [target.addr] })
+    await waitFor(() => host.peers().includes(target.peer), what, 20_000)
+    return host
+  }
+
   async stopHost (host: MeshNode): Promise<void> {
     this.hosts.delete(host)
     await host.stop()
