@@ -4,13 +4,13 @@ import { MinHeap } from '../delivery/min-heap.ts'
 
 export class SimScheduler {
   now = 0
-  private seq = 0
-  // Keyed by time, then insertion order, so events due at the same moment run in the order they were set.
+  // Keyed by time; the heap pops equal keys first in, first out, so events due at the same moment run in the order
+  // they were set.
   private readonly queue = new MinHeap<() => void>()
   events = 0
 
   at (time: number, fn: () => void): void {
-    this.queue.push(Math.max(time, this.now) * 2 ** 20 + (this.seq++ % 2 ** 20), fn)
+    this.queue.push(Math.max(time, this.now), fn)
   }
 
   after (ms: number, fn: () => void): void { this.at(this.now + ms, fn) }
@@ -18,9 +18,8 @@ export class SimScheduler {
   /** Runs events until `until` (virtual ms) or until `stop()` says so; returns false if it ran out of events. */
   run (until: number, stop: () => boolean = () => false): boolean {
     for (;;) {
-      const key = this.queue.peekKey()
-      if (key === undefined) return false
-      const t = Math.floor(key / 2 ** 20)
+      const t = this.queue.peekKey()
+      if (t === undefined) return false
       if (t > until) { this.now = until; return true }
       const fn = this.queue.pop()!
       this.now = t
