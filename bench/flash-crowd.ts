@@ -23,17 +23,17 @@ for (let s = seed; s < seed + count; s++) {
   runs.reactive.push(reactive)
   runs.predictive.push(predictive)
   for (const [mode, r] of [['reactive', reactive], ['predictive', predictive]] as const) {
-    console.log(`seed ${s} ${mode.padEnd(10)}: ${r.overloadNodeSeconds} node-s over capacity (${r.saturatedNodeSeconds} saturated), ${r.leaderMoves} leader moves, ${r.admissionSeconds} node-s with credit < 1, p50 ${r.p50LatencyMs.toFixed(2)} ms, p99 ${r.p99LatencyMs.toFixed(2)} ms, peak load ${r.peakNodeLoad.toFixed(2)}`)
+    console.log(`seed ${s} ${mode.padEnd(10)}: ${r.overloadNodeSeconds} node-s over capacity (${r.saturatedNodeSeconds} saturated), ${r.leaderMoves} leader moves, ${r.replicaMoves} replica moves, ${r.admissionSeconds} node-s with credit < 1, p50 ${r.p50LatencyMs.toFixed(2)} ms, p99 ${r.p99LatencyMs.toFixed(2)} ms, peak load ${r.peakNodeLoad.toFixed(2)}`)
   }
 }
 await onnx.close()
 
-function summary (rs: FlashCrowdResult[]): { overload: number, saturated: number, moves: number, admission: number, p50: number, p99: number } {
+function summary (rs: FlashCrowdResult[]): { overload: number, saturated: number, moves: number, replicaMoves: number, admission: number, p50: number, p99: number } {
   const samples = rs.flatMap(r => r.latencySamples).sort((a, b) => a[0] - b[0])
   const total = samples.reduce((a, s) => a + s[1], 0)
   const pct = (q: number): number => { let seen = 0; for (const [l, c] of samples) { seen += c; if (seen >= q * total) return l } return 0 }
   const sum = (f: (r: FlashCrowdResult) => number): number => rs.reduce((a, r) => a + f(r), 0)
-  return { overload: sum(r => r.overloadNodeSeconds), saturated: sum(r => r.saturatedNodeSeconds), moves: sum(r => r.leaderMoves), admission: sum(r => r.admissionSeconds), p50: pct(0.5), p99: pct(0.99) }
+  return { overload: sum(r => r.overloadNodeSeconds), saturated: sum(r => r.saturatedNodeSeconds), moves: sum(r => r.leaderMoves), replicaMoves: sum(r => r.replicaMoves), admission: sum(r => r.admissionSeconds), p50: pct(0.5), p99: pct(0.99) }
 }
 const r = summary(runs.reactive)
 const p = summary(runs.predictive)
@@ -45,7 +45,7 @@ if (args.includes('--json')) {
     reactive_overload_node_seconds: r.overload, predictive_overload_node_seconds: p.overload, overload_cut: cut,
     reactive_saturated_node_seconds: r.saturated, predictive_saturated_node_seconds: p.saturated,
     reactive_p99_delivery_ms: r.p99, predictive_p99_delivery_ms: p.p99, reactive_p50_delivery_ms: r.p50, predictive_p50_delivery_ms: p.p50,
-    reactive_leader_moves: r.moves, predictive_leader_moves: p.moves, reactive_admission_node_seconds: r.admission, predictive_admission_node_seconds: p.admission,
+    reactive_leader_moves: r.moves, predictive_leader_moves: p.moves, reactive_replica_moves: r.replicaMoves, predictive_replica_moves: p.replicaMoves, reactive_admission_node_seconds: r.admission, predictive_admission_node_seconds: p.admission,
     meets_target: cut >= 0.5,
   }))
 }

@@ -17,7 +17,7 @@ export { SPLIT, isHeldOut, syntheticTraces, buildDataset, errorFigures } from '.
 export type { ErrorFigures } from './dataset.ts'
 export { parseRecordedTrace, TRACE_FORMAT_VERSION, MIN_SERIES_SECONDS } from './recorded-trace.ts'
 export type { TraceHeader, TraceSample } from './recorded-trace.ts'
-export { decisionLoad, planLeaderMoves, admissionCredit, nodeForecastFromPartitions, predictionOf, DEFAULT_POLICY, ADMISSION_HORIZON_S, CREDIT_STEP } from './decisions.ts'
+export { decisionLoad, planLeaderMoves, planReplicaMove, admissionCredit, nodeForecastFromPartitions, predictionOf, DEFAULT_POLICY, ADMISSION_HORIZON_S, CREDIT_STEP } from './decisions.ts'
 export type { Decision, DecisionPolicy, DecisionPrediction, NodeLoad, PartitionLoad } from './decisions.ts'
 export { PublishAdmission } from './publish-admission.ts'
 export type { PublishAdmissionOptions } from './publish-admission.ts'

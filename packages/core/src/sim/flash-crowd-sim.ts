@@ -1,8 +1,8 @@
 // The flash-crowd simulator: a mesh of nodes with load, in virtual time (one step a second) from a seed. Placement
-// by the core ring, leadership moves and publish credit by predict/decisions.ts, fed by whichever predictor is given.
+// by the core ring; leadership moves, replica moves and publish credit by predict/decisions.ts, fed by the given predictor.
 import { HashRing } from '../ring/hash-ring.ts'
 import { assignPartitions } from '../ring/assign-partitions.ts'
-import { decisionLoad, DEFAULT_POLICY, admissionCredit, nodeForecastFromPartitions, planLeaderMoves } from '../predict/decisions.ts'
+import { decisionLoad, DEFAULT_POLICY, admissionCredit, nodeForecastFromPartitions, planLeaderMoves, planReplicaMove } from '../predict/decisions.ts'
 import type { DecisionPolicy, NodeLoad, PartitionLoad } from '../predict/decisions.ts'
 import { WINDOW } from '../predict/features.ts'
 import { LoadHistory } from '../predict/load-history.ts'
@@ -19,6 +19,12 @@ export interface FlashCrowdOptions {
   readonly moveDelayS?: number
   /** Seconds a node waits after starting a move before it starts another. */
   readonly moveCooldownS?: number
+  /** Seconds from a replica move's decision to the old replica's removal (the new one caught up and promoted). */
+  readonly replicaMoveS?: number
+  /** Seconds a leader waits after a replica move landed before it starts another (one in flight per node). */
+  readonly replicaCooldownS?: number
+  /** False: leadership moves only (the figures before replica moves existed). */
+  readonly replicaMoves?: boolean
 }
 
 export interface FlashCrowdResult {
@@ -31,6 +37,7 @@ export interface FlashCrowdResult {
   readonly p50LatencyMs: number
   readonly p99LatencyMs: number
   readonly leaderMoves: number
+  readonly replicaMoves: number
   readonly admissionSeconds: number
   readonly messages: number
   readonly peakNodeLoad: number
@@ -38,7 +45,7 @@ export interface FlashCrowdResult {
   readonly latencySamples: ReadonlyArray<readonly [number, number]>
 }
 
-interface SimPartition { topic: string, partition: number, replicas: string[], leader: string, base: number, crowd: number, queue: number, pendingLeader?: { to: string, at: number }, movedAt: number }
+interface SimPartition { topic: string, partition: number, replicas: string[], leader: string, base: number, crowd: number, queue: number, pendingLeader?: { to: string, at: number }, pendingReplica?: { from: string, to: string, at: number }, movedAt: number }
 
 const SERVICE_S = 0.001
 // A partition that just moved stays put for 30 s: no ping-pong between two nodes that take turns looking hot.
@@ -56,12 +63,15 @@ export async function runFlashCrowdSim (options: FlashCrowdOptions): Promise<Fla
   const seconds = options.seconds ?? 800
   const moveDelay = options.moveDelayS ?? 5
   const cooldown = options.moveCooldownS ?? 5
+  const replicaMoveS = options.replicaMoveS ?? 10
+  const replicaCooldown = options.replicaCooldownS ?? 20
   const rng = new Prng(seed)
   const nodes = Array.from({ length: nodeCount }, (_, i) => `node-${i + 1}`)
   const history = new LoadHistory({ capacity: WINDOW + 8 })
   const partitions: SimPartition[] = []
   const nodeQueue = new Map(nodes.map(n => [n, 0]))
   const nextMoveAt = new Map(nodes.map(n => [n, 0]))
+  const nextReplicaMoveAt = new Map(nodes.map(n => [n, 0]))
   const credit = new Map(nodes.map(n => [n, 1]))
   let lastForecast = new Map<string, LoadForecast>()
 
@@ -99,6 +109,7 @@ export async function runFlashCrowdSim (options: FlashCrowdOptions): Promise<Fla
   let overload = 0
   let saturated = 0
   let moves = 0
+  let replicaMoves = 0
   let admissionSeconds = 0
   let peak = 0
   const latencies: Array<[number, number]> = []
@@ -110,6 +121,12 @@ export async function runFlashCrowdSim (options: FlashCrowdOptions): Promise<Fla
       place(`new-topic-${t}`, 4, loads)
     }
     for (const p of partitions) if (p.pendingLeader !== undefined && p.pendingLeader.at <= t) { p.leader = p.pendingLeader.to; p.pendingLeader = undefined }
+    for (const p of partitions) {
+      const m = p.pendingReplica
+      if (m === undefined || m.at > t) continue
+      p.replicas = [...p.replicas.filter(r => r !== m.from), m.to]
+      p.pendingReplica = undefined
+    }
 
     // Offered load per partition: a slow wave, noise, the crowd. Credit of the leader's node caps what is admitted.
     const demand = new Map(nodes.map(n => [n, 0]))
@@ -125,6 +142,8 @@ export async function runFlashCrowdSim (options: FlashCrowdOptions): Promise<Fla
       admitted[i] = a
       demand.set(p.leader, demand.get(p.leader)! + a)
       for (const r of p.replicas) if (r !== p.leader) demand.set(r, demand.get(r)! + a * policy.followerCost)
+      // A learner catching up applies what the followers apply (its catch-up reads come from the leader's log).
+      if (p.pendingReplica !== undefined) demand.set(p.pendingReplica.to, demand.get(p.pendingReplica.to)! + a * policy.followerCost)
     })
 
     // Each node serves 1.0 a second; what is above waits in its queue.
@@ -163,7 +182,8 @@ export async function runFlashCrowdSim (options: FlashCrowdOptions): Promise<Fla
     const nodeLoads: NodeLoad[] = nodes.map(n => ({ id: n, forecast: nodeForecastFromPartitions(n, demand.get(n)!, allParts, policy) }))
     for (const n of nodeLoads) lastForecast.set(`node:${n.id}`, n.forecast)
     // Partitions in a move, or led by a node that just started moves, wait for those to land.
-    const partLoads = allParts.filter((p, i) => partitions[i].pendingLeader === undefined && t >= (nextMoveAt.get(p.leader) ?? 0) && t - partitions[i].movedAt >= PARTITION_MOVE_COOLDOWN_S)
+    const settled = (i: number): boolean => partitions[i].pendingLeader === undefined && partitions[i].pendingReplica === undefined && t - partitions[i].movedAt >= PARTITION_MOVE_COOLDOWN_S
+    const partLoads = allParts.filter((p, i) => settled(i) && t >= (nextMoveAt.get(p.leader) ?? 0))
     for (const d of planLeaderMoves(nodeLoads, partLoads, policy, predictor.name)) {
       if (d.kind !== 'move-leader') continue
       const p = partitions.find(x => x.topic === d.topic && x.partition === d.partition)!
@@ -171,6 +191,18 @@ export async function runFlashCrowdSim (options: FlashCrowdOptions): Promise<Fla
       p.movedAt = t
       nextMoveAt.set(d.from, t + cooldown)
       moves++
+    }
+    // Each leader then decides one replica move for the partitions it leads, on the same forecasts, as a real node does
+    // (prediction-service.ts): one in flight per node, then a cooldown.
+    for (const n of options.replicaMoves === false ? [] : nodes) {
+      if (t < nextReplicaMoveAt.get(n)!) continue
+      const led = allParts.filter((p, i) => p.leader === n && settled(i))
+      const d = planReplicaMove(n, nodeLoads, led, policy, predictor.name)
+      if (d === undefined || d.kind !== 'move-replica') continue
+      const p = partitions.find(x => x.topic === d.topic && x.partition === d.partition)!
+      p.pendingReplica = { from: d.from, to: d.to, at: t + replicaMoveS }
+      nextReplicaMoveAt.set(n, t + replicaMoveS + replicaCooldown)
+      replicaMoves++
     }
     for (const n of nodeLoads) {
       const c = admissionCredit(n.forecast, policy, credit.get(n.id))
@@ -185,5 +217,5 @@ export async function runFlashCrowdSim (options: FlashCrowdOptions): Promise<Fla
     for (const [l, c] of latencies) { seen += c; if (seen >= q * messages) return l * 1000 }
     return latencies.length === 0 ? 0 : latencies[latencies.length - 1][0] * 1000
   }
-  return { predictor: predictor.name, overloadNodeSeconds: overload, saturatedNodeSeconds: saturated, p50LatencyMs: pct(0.5), p99LatencyMs: pct(0.99), leaderMoves: moves, admissionSeconds, messages, peakNodeLoad: peak, latencySamples: latencies.map(([l, c]) => [l * 1000, c] as const) }
+  return { predictor: predictor.name, overloadNodeSeconds: overload, saturatedNodeSeconds: saturated, p50LatencyMs: pct(0.5), p99LatencyMs: pct(0.99), leaderMoves: moves, replicaMoves, admissionSeconds, messages, peakNodeLoad: peak, latencySamples: latencies.map(([l, c]) => [l * 1000, c] as const) }
 }

@@ -6,7 +6,7 @@ import { ManualClock } from '../../src/clock.ts'
 import { GemError } from '../../src/errors.ts'
 import {
   admissionCredit, buildDataset, DEFAULT_POLICY, EwmaPredictor, forecastOf, generateTrace, HORIZONS_S, INPUT_SIZE, isHeldOut,
-  LastValuePredictor, LoadHistory, LoadPredictionService, mlpForward, mlpToOnnx, parseRecordedTrace, planLeaderMoves, PublishAdmission,
+  LastValuePredictor, LoadHistory, LoadPredictionService, mlpForward, mlpToOnnx, parseRecordedTrace, planLeaderMoves, planReplicaMove, PublishAdmission,
   trainMlp, WINDOW, WORKLOADS, writeModelInput,
 } from '../../src/predict/index.ts'
 import type { LoadFeatures, LoadForecast, PartitionLoad } from '../../src/predict/index.ts'
@@ -133,6 +133,41 @@ describe('decisions', () => {
   test('no move onto a follower that would end over target', () => {
     const nodes = [{ id: 'a', forecast: flat(0.95) }, { id: 'b', forecast: flat(0.6) }]
     assert.deepEqual(planLeaderMoves(nodes, [part('hot', 'a', ['a', 'b'], 0.4)], DEFAULT_POLICY, 'test'), [])
+  })
+
+  test('a hot leader with no follower able to take its partition moves a follower replica to the coolest non-holder', () => {
+    const nodes = [{ id: 'a', forecast: forecastOf(0.8, [0.1, 0.15, 0.15, 0.15]) }, { id: 'b', forecast: flat(0.6) }, { id: 'c', forecast: flat(0.55) }, { id: 'd', forecast: flat(0.1) }, { id: 'e', forecast: flat(0.2) }]
+    const parts = [part('hot', 'a', ['a', 'b', 'c'], 0.4), part('cold', 'a', ['a', 'b', 'c'], 0.05)]
+    const handOffs = planLeaderMoves(nodes, parts, DEFAULT_POLICY, 'test')
+    assert.deepEqual(handOffs.map(d => d.kind === 'move-leader' && d.topic), ['cold'], 'no follower has room for the hot leadership; the cold one is not enough')
+    const m = planReplicaMove('a', nodes, parts, DEFAULT_POLICY, 'test')
+    assert.ok(m !== undefined && m.kind === 'move-replica')
+    assert.deepEqual([m.topic, m.from, m.to, m.hot], ['hot', 'b', 'd', 'a'], 'the most loaded follower makes room on the coolest node')
+    assert.equal(m.prediction.current, 0.8)
+    assert.ok(m.prediction.predicted > DEFAULT_POLICY.capacity)
+    // Once d holds it, the leadership can go there.
+    const after = [part('hot', 'a', ['a', 'c', 'd'], 0.4)]
+    const lead = planLeaderMoves(nodes, after, DEFAULT_POLICY, 'test')
+    assert.equal(lead.length, 1)
+    assert.ok(lead[0].kind === 'move-leader' && lead[0].to === 'd')
+  })
+
+  test('a follower over capacity now loses the replica of the hottest partition its leader leads; not on a forecast alone', () => {
+    const parts = [part('warm', 'a', ['a', 'b', 'c'], 0.1), part('hot', 'a', ['a', 'b', 'c'], 0.3)]
+    const now = [{ id: 'a', forecast: flat(0.3) }, { id: 'b', forecast: flat(0.9) }, { id: 'c', forecast: flat(0.3) }, { id: 'd', forecast: flat(0.5) }]
+    const m = planReplicaMove('a', now, parts, DEFAULT_POLICY, 'test')
+    assert.ok(m !== undefined && m.kind === 'move-replica')
+    assert.deepEqual([m.topic, m.from, m.to, m.hot], ['hot', 'b', 'd', 'b'])
+    const predictedOnly = now.map(n => n.id === 'b' ? { id: 'b', forecast: forecastOf(0.6, [0.3, 0.3, 0.3, 0.3]) } : n)
+    assert.equal(planReplicaMove('a', predictedOnly, parts, DEFAULT_POLICY, 'test'), undefined)
+  })
+
+  test('no replica move onto a node that would end over target, nor for partitions another node leads', () => {
+    const parts = [part('hot', 'a', ['a', 'b', 'c'], 0.3)]
+    const full = [{ id: 'a', forecast: flat(0.3) }, { id: 'b', forecast: flat(0.9) }, { id: 'c', forecast: flat(0.3) }, { id: 'd', forecast: flat(0.66) }]
+    assert.equal(planReplicaMove('a', full, parts, DEFAULT_POLICY, 'test'), undefined, 'd would end at 0.72, over the 0.7 target')
+    const room = full.map(n => n.id === 'd' ? { id: 'd', forecast: flat(0.2) } : n)
+    assert.equal(planReplicaMove('c', room, parts, DEFAULT_POLICY, 'test'), undefined, 'c does not lead it')
   })
 
   test('credit: cut at once near saturation, given back a step at a time', () => {

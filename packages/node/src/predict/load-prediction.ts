@@ -88,6 +88,8 @@ export function decisionView (d: TimedDecision, name: (peerId: string) => string
   switch (d.kind) {
     case 'move-leader':
       return { at, kind: d.kind, topic: d.topic, partition: d.partition, from: name(d.from), to: name(d.to), partition_load: d.partitionLoad, prediction: predictionView(d.prediction) }
+    case 'move-replica':
+      return { at, kind: d.kind, topic: d.topic, partition: d.partition, from: name(d.from), to: name(d.to), hot: name(d.hot), partition_load: d.partitionLoad, prediction: predictionView(d.prediction) }
     case 'admission':
       return { at, kind: d.kind, node: name(d.node), credit: d.credit, prediction: predictionView(d.prediction) }
     case 'placement':
