@@ -176,6 +176,12 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         config: config.predict, log: componentLogger(log, 'predict'), self: mesh.localPeerId,
         members: () => members(), replicas: () => replication.views(),
         transferLeadership: (topic, partition, to) => replication.transferLeadership(topic, partition, to),
+        // The mover starts after the prediction loop (it needs the mesh broker); until then no replica moves.
+        moveReplica: (topic, partition, from, to) => {
+          if (mover === undefined) throw new GemError('UNAVAILABLE', 'replica moves start with the partition mover')
+          mover.moveReplica(topic, partition, from, to)
+        },
+        movesUnderWay: () => mover === undefined ? 1 : mover.moves().length,
         nodeName: id => id === mesh.localPeerId ? nodeId : dir.peers().find(p => p.peerId === id)?.nodeId ?? id,
       })
       prediction = lp

@@ -1,5 +1,5 @@
 // Partition reassignment: each partition's leader moves its replica set as the ring moves it when servers come and go,
-// one step at a time (Kafka's order: add the new replicas, let them catch up, then remove the old). The ring decides.
+// or one replica on a load decision, one step at a time (Kafka's order: add the new replica, let it catch up, remove the old).
 import type { Clock } from '../clock.ts'
 import { systemClock } from '../clock.ts'
 import { GemError } from '../errors.ts'
@@ -47,7 +47,12 @@ export interface PartitionMove {
   /** What this leader is doing now. */
   step: 'adding' | 'catching-up' | 'transferring' | 'removing'
   peer: string
+  /** Why: the ring moved (servers came or went), or a decision on predicted load (moveReplica). */
+  cause: 'ring' | 'load'
 }
+
+/** A replica move on a load decision that has not reached its target after this long is given up. */
+export const LOAD_MOVE_TIMEOUT_MS = 120_000
 
 interface HostRequest { op: 'host', topic: string, partition: number, voters: string[], learners: string[] }
 interface DropRequest { op: 'drop', topic: string, partition: number }
@@ -61,6 +66,8 @@ export class PartitionMover {
   private readonly busy = new Set<string>()
   /** Removed replicas still to be told to drop their copy: `topic/partition` -> peers. */
   private readonly drops = new Map<string, Set<string>>()
+  /** Replica moves on load decisions under way (at most one): `topic/partition` -> the set they lead to. */
+  private readonly loadMoves = new Map<string, { target: string[], at: number }>()
   private timer: unknown
   private closed = false
 
@@ -106,6 +113,30 @@ export class PartitionMover {
   /** Moves under way on partitions this node leads. */
   moves (): PartitionMove[] { return [...this.moving.values()] }
 
+  /**
+   * Moves the replica of a partition this node leads from follower `from` to `to`, on a decision on predicted load,
+   * through the ring's own steps: `to` joins as a learner, catches up, is promoted, then `from` is removed; nothing
+   * acknowledged is lost because a learner does not count for the majority until it has the log. One such move at a
+   * time on this node; it throws UNAVAILABLE while one (or a ring move of this partition) is under way.
+   *
+   * An override of one partition, rather than a lower ring weight for the hot node: planPartitions applies only the
+   * ring's own movement between server sets, so once this move commits the ring keeps it (it does not move the replica
+   * back), and nothing else moves. A weight would move a share of every partition on the node at once, and move them
+   * back when its forecast cools: two log copies per partition per crowd, for a node that had to shed one.
+   */
+  moveReplica (topic: string, partition: number, from: string, to: string): void {
+    const key = `${topic}/${partition}`
+    const self = this.opts.transport.localPeerId
+    const v = this.opts.service.views().find(x => x.topic === topic && x.partition === partition)
+    if (v === undefined || v.role !== 'leader') throw new GemError('NOT_LEADER', `move: this node does not lead ${key}`)
+    if (this.loadMoves.size > 0) throw new GemError('UNAVAILABLE', `move: a replica move on load is under way (${[...this.loadMoves.keys()][0]})`)
+    if (this.moving.has(key) || this.busy.has(key) || !v.membershipCommitted || v.learners.length > 0 || v.transferringTo !== undefined) throw new GemError('UNAVAILABLE', `move: ${key} is changing already`)
+    if (from === self || !v.voters.includes(from)) throw new GemError('BAD_REQUEST', `move: ${from} is not a follower of ${key}`)
+    if (v.replicas.includes(to) || !this.opts.servers().includes(to)) throw new GemError('BAD_REQUEST', `move: ${to} is not a server without a replica of ${key}`)
+    this.loadMoves.set(key, { target: [...v.replicas.filter(r => r !== from), to], at: this.clock.now() })
+    this.round()
+  }
+
   /** Called with every membership change the replication service reports. */
   onMembershipChange (v: PartitionReplicaView): void {
     if (v.role !== 'leader' || !v.membershipCommitted) return
@@ -139,13 +170,29 @@ export class PartitionMover {
       const key = `${v.topic}/${v.partition}`
       if (v.role !== 'leader') { this.moving.delete(key); this.dropIfRemoved(key, v, defs.get(v.topic)); continue }
       leading.add(key)
-      const target = plans.get(key)?.target
+      const target = this.loadMove(key, v) ?? plans.get(key)?.target
       if (target === undefined) continue
       this.tellDrops(key, v)
       if (this.busy.has(key)) continue
       this.step(key, v, target)
     }
     for (const key of this.moving.keys()) if (!leading.has(key)) this.moving.delete(key)
+    // A leadership lost mid-move ends it: the new leader's ring plan trims the extra replica, if one was added.
+    for (const key of this.loadMoves.keys()) if (!leading.has(key)) this.loadMoves.delete(key)
+  }
+
+  /** The target of the load move under way on `key`, if any; a move that landed, stalled or lost its peer ends. */
+  private loadMove (key: string, v: PartitionReplicaView): string[] | undefined {
+    const m = this.loadMoves.get(key)
+    if (m === undefined) return undefined
+    const landed = sameSet(m.target, v.replicas) && v.learners.length === 0 && v.membershipCommitted
+    const gone = m.target.some(p => p !== this.opts.transport.localPeerId && !this.opts.servers().includes(p))
+    if (landed || gone || this.clock.now() - m.at > LOAD_MOVE_TIMEOUT_MS) {
+      this.loadMoves.delete(key)
+      if (!landed) this.onError('move-load', new GemError('TIMEOUT', `move: the replica move of ${key} to ${m.target.join(',')} did not land; the ring's plan applies again`))
+      return undefined
+    }
+    return m.target
   }
 
   /** Takes the next step toward `target`, if one may be taken now. */
@@ -154,7 +201,8 @@ export class PartitionMover {
     const missing = target.filter(p => !v.replicas.includes(p))
     const extra = v.replicas.filter(p => !target.includes(p))
     if (missing.length === 0 && extra.length === 0) { this.moving.delete(key); return }
-    const note = (step: PartitionMove['step'], peer: string): void => { this.moving.set(key, { topic: v.topic, partition: v.partition, target, step, peer }) }
+    const cause = this.loadMoves.has(key) ? 'load' : 'ring'
+    const note = (step: PartitionMove['step'], peer: string): void => { this.moving.set(key, { topic: v.topic, partition: v.partition, target, step, peer, cause }) }
     if (v.transferringTo !== undefined) { note('transferring', v.transferringTo); return }
     if (!v.membershipCommitted) return
     // A learner the ring no longer wants (its node left while it caught up) goes first; the others finish catching up.

@@ -1,9 +1,10 @@
 // A node's load prediction loop: once a second it samples this node, its peers' gossiped loads and its partitions into
-// the bounded history, forecasts them all in one predictor call and takes the decisions (credit, leadership moves).
+// the bounded history, forecasts them all in one predictor call and takes the decisions (credit, leadership and
+// replica moves).
 import type { Clock } from '../clock.ts'
 import { systemClock } from '../clock.ts'
 import { toGemError } from '../errors.ts'
-import { admissionCredit, decisionLoad, DEFAULT_POLICY, planLeaderMoves, predictionOf } from './decisions.ts'
+import { admissionCredit, decisionLoad, DEFAULT_POLICY, planLeaderMoves, planReplicaMove, predictionOf } from './decisions.ts'
 import type { Decision, DecisionPolicy, NodeLoad, PartitionLoad } from './decisions.ts'
 import type { LoadFeatures } from './features.ts'
 import { WINDOW } from './features.ts'
@@ -31,6 +32,13 @@ export interface LoadPredictionOptions {
   readonly partitions: () => readonly HeldPartition[]
   /** Hands leadership of a partition this node leads to `to`; absent where the replication layer cannot. */
   readonly transferLeadership?: (topic: string, partition: number, to: string) => Promise<void>
+  /**
+   * Starts moving the replica of a partition this node leads from `from` to `to` (learner, catch-up, promotion, then
+   * removal); throws if it cannot start now. Absent: no replica moves. Needs `movesUnderWay`.
+   */
+  readonly moveReplica?: (topic: string, partition: number, from: string, to: string) => void
+  /** Replica-set changes under way on partitions this node leads (ring or load): replica moves wait for none. */
+  readonly movesUnderWay?: () => number
   readonly admission?: PublishAdmission
   readonly policy?: DecisionPolicy
   readonly clock?: Clock
@@ -47,6 +55,8 @@ const KEEP_DECISIONS = 50
 const WARM_UP_SAMPLES = 5
 /** A partition whose leadership moved stays put this long (no ping-pong between two nodes that take turns looking hot). */
 const MOVE_COOLDOWN_MS = 30_000
+/** After starting a replica move (which copies a log), a node waits this long before it starts another. */
+export const REPLICA_MOVE_COOLDOWN_MS = 60_000
 
 export class LoadPredictionService {
   private readonly o: LoadPredictionOptions
@@ -56,6 +66,7 @@ export class LoadPredictionService {
   private readonly forecasts = new Map<string, LoadForecast>()
   private readonly lastEnd = new Map<string, { end: number, at: number }>()
   private readonly movedAt = new Map<string, number>()
+  private replicaMovedAt = -Infinity
   private readonly recent: TimedDecision[] = []
   private timer: unknown
   private running = false
@@ -138,6 +149,19 @@ export class LoadPredictionService {
       this.record({ ...d, at: now })
       this.o.transferLeadership(d.topic, d.partition, d.to).catch(err => this.o.onError?.('transfer-leadership', toGemError(err)))
     }
+    // Leadership first (no copy); a replica move only in a round with none, one in flight, then a cooldown.
+    if (moves.length > 0 || this.o.moveReplica === undefined || now - this.replicaMovedAt < REPLICA_MOVE_COOLDOWN_MS || (this.o.movesUnderWay?.() ?? 0) > 0) return
+    const d = planReplicaMove(this.o.self, nodes, mine, this.policy, name)
+    if (d === undefined || d.kind !== 'move-replica') return
+    try {
+      this.o.moveReplica(d.topic, d.partition, d.from, d.to)
+    } catch (err) {
+      this.o.onError?.('move-replica', toGemError(err))
+      return
+    }
+    this.replicaMovedAt = now
+    this.movedAt.set(`${d.topic}/${d.partition}`, now)
+    this.record({ ...d, at: now })
   }
 
   /** Records a placement taken on these loads (the mesh broker calls it when it places a topic). */

@@ -362,7 +362,7 @@ function movingView (move: PartitionMove | undefined, here: PartitionReplicaView
   if (move === undefined && (here === undefined || here.learners.length === 0)) return {}
   return {
     moving: {
-      ...(move !== undefined ? { step: move.step, peer: name(move.peer), target: move.target.map(p => name(p)) } : {}),
+      ...(move !== undefined ? { step: move.step, peer: name(move.peer), target: move.target.map(p => name(p)), cause: move.cause } : {}),
       learners: (here?.learners ?? []).map(p => name(p)),
     },
   }

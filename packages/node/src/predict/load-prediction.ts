@@ -37,6 +37,10 @@ export interface NodeLoadPredictionOptions {
   readonly members: () => MemberView[]
   readonly replicas: () => PartitionReplicaView[]
   readonly transferLeadership: (topic: string, partition: number, to: string) => Promise<void>
+  /** Starts a replica move on a partition this node leads (PartitionMover.moveReplica); throws if it cannot now. */
+  readonly moveReplica: (topic: string, partition: number, from: string, to: string) => void
+  /** Replica-set changes under way on partitions this node leads. */
+  readonly movesUnderWay: () => number
   /** Peer id -> node id, for logs and /cluster. */
   readonly nodeName?: (peerId: string) => string
 }
@@ -57,9 +61,10 @@ export async function startNodeLoadPrediction (o: NodeLoadPredictionOptions): Pr
       publishRate: last?.publishRate ?? 0, deliveryRate: last?.deliveryRate ?? 0, bytesRate: 0, backlog: last?.backlog ?? 0, consumerLag: last?.backlog ?? 0,
       eventLoopLagMs: last?.eventLoopLagMs ?? 0, connections: 0, load: last?.utilization ?? 0,
     }),
-    peers: () => o.members().filter(m => !m.self && m.state === 'alive').map(m => ({ id: m.id, load: m.load?.utilization })),
+    // Server nodes only: a browser peer neither leads partitions nor hosts replicas.
+    peers: () => o.members().filter(m => !m.self && m.state === 'alive' && m.meta?.role !== 'browser').map(m => ({ id: m.id, load: m.load?.utilization })),
     partitions: () => o.replicas().map((v): HeldPartition => ({ topic: v.topic, partition: v.partition, leader: v.leader, replicas: v.replicas, end: v.end })),
-    ...(o.config.moves ? { transferLeadership: o.transferLeadership } : {}),
+    ...(o.config.moves ? { transferLeadership: o.transferLeadership, moveReplica: o.moveReplica, movesUnderWay: o.movesUnderWay } : {}),
     ...(admission !== undefined ? { admission } : {}),
     onDecision: d => { counts[d.kind] = (counts[d.kind] ?? 0) + 1; o.log.info(decisionLog(d, name), `decision: ${d.kind}`) },
     onError: (where, err) => o.log.debug({ err, where }, 'load prediction'),
