@@ -1,10 +1,11 @@
 // The dashboard's pure data code (demo/src): the mesh graph built from /cluster and the peer's links, and the
-// history that turns consecutive snapshots into topic rates, backlogs and load series.
+// history that turns consecutive snapshots into topic rates, backlogs and load series, and the decision lines.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { MeshHistory } from '../demo/src/history.ts'
 import type { MeshSnapshot } from '../demo/src/cluster-poller.ts'
 import { meshGraph } from '../demo/src/mesh-graph-model.ts'
+import { describeDecision } from '../demo/src/views/decisions-view.ts'
 import type { ClusterNode, ClusterView, NodeStats } from '../demo/src/node-api.ts'
 
 function server (id: string, extra: Partial<ClusterNode> = {}): ClusterNode {
@@ -69,4 +70,10 @@ test('history: predicted load is plotted when the gateway reports it, under any 
   h.add(snapshot(1_000, cluster({}, [server('a', { predicted_load: 0.7 }), server('b', { load_report: report }), server('c'), server('d', { predicted: 0.4, predicted_load: 0.4 })])))
   assert.deepEqual([...h.nodePredicted.entries()], [['a', [0.7]], ['b', [0.2]], ['c', [null]], ['d', [0.4]]])
   assert.deepEqual(h.nodeLoad.get('a'), [0.5])
+})
+
+test('decisions: a replica move reads with its nodes and the prediction it was taken on', () => {
+  const line = describeDecision({ at: '2026-12-01T00:00:00.000Z', kind: 'move-replica', topic: 'hot', partition: 2, from: 'b', to: 'd', hot: 'b', prediction: { predictor: 'onnx', current: 0.9, predicted: 0.95, horizon_s: 10 } })
+  assert.match(line, /^hot\/2 replica b → d for b \(90% now, 95% predicted in 10 s, onnx\)$/)
+  assert.match(describeDecision({ at: '2026-12-01T00:00:00.000Z', kind: 'move-leader', topic: 'hot', partition: 0, from: 'a', to: 'c' }), /^hot\/0 a → c$/)
 })

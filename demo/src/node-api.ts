@@ -40,11 +40,13 @@ export interface PartitionView {
 /** One decision of the serving node's load-prediction engine, as GET /cluster lists them. */
 export interface LoadDecision {
   at: string
-  kind: 'move-leader' | 'admission' | 'placement' | string
+  kind: 'move-leader' | 'move-replica' | 'admission' | 'placement' | string
   topic?: string
   partition?: number
   from?: string
   to?: string
+  /** move-replica: the node predicted over capacity that the move relieves. */
+  hot?: string
   node?: string
   credit?: number
   predictor?: string
