@@ -1,6 +1,5 @@
-// Load prediction on real node processes: GET /cluster carries each node's predicted load and the decisions taken on
-// forecasts (placement here); a node without a usable model says so once and runs on EWMA; publish admission slows
-// producers with credit and refuses with OVERLOADED when a node predicts saturation, and the node keeps serving.
+// Load prediction on real node processes: /cluster's predicted loads, sampled features and decisions (placement, leadership),
+// EWMA when the model is missing (said once), and admission's credit and OVERLOADED while the node keeps serving.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
@@ -81,6 +80,41 @@ test('GET /metrics carries the load-prediction metrics', { timeout: 60_000 }, as
     assert.match(text, /# TYPE gem_load_decisions_total counter/)
     assert.match(text, /gem_publish_admission_refused_total 0/)
   } finally {
+    await node.kill()
+    dir.remove()
+  }
+})
+
+test('the byte-rate and connections features are sampled from real traffic: publish and delivery bytes, open WebSocket and SSE clients', { timeout: 60_000 }, async () => {
+  const dir = tempDataDir('gem-predict-features-')
+  const node = await startGem(dir.dir)
+  let ws: WebSocket | undefined
+  const sse = new AbortController()
+  try {
+    assert.equal((await api(node.url, 'POST', '/topics', { name: 'feat', partitions: 1 })).status, 201)
+    ws = new WebSocket(node.url.replace(/^http/, 'ws') + '/ws')
+    await new Promise<void>((resolve, reject) => { ws!.onopen = () => resolve(); ws!.onerror = () => reject(new Error('ws did not open')) })
+    ws.send(JSON.stringify({ type: 'subscribe', topic: 'feat', client_id: 'features' }))
+    const events = await fetch(`${node.url}/topics/feat/events?group=features&from=earliest`, { signal: sse.signal })
+    assert.equal(events.status, 200)
+    events.body!.pipeTo(new WritableStream()).catch(() => {})
+    let sent = 0
+    // Bounded: at most 40 s and 20,000 publishes of 256 bytes, 50 a batch, until a sample shows them.
+    const features = await waitFor(async () => {
+      if (sent < 20_000) {
+        const r = await api(node.url, 'POST', '/topics/feat/messages', { messages: Array.from({ length: 50 }, (_, i) => ({ payload: 'x'.repeat(250) + String(sent + i).padStart(6, '0') })) })
+        assert.equal(r.status, 201, JSON.stringify(r.json))
+        sent += 50
+      }
+      const f = (await api(node.url, 'GET', '/cluster')).json.prediction?.features
+      return f != null && f.bytes_rate > 0 && f.publish_rate > 0 && f.connections >= 2 ? f : undefined
+    }, 'a feature sample with bytes and connections', 40_000)
+    // Every publish is 256 payload bytes, and it is delivered at least once (the SSE group): bytes >= 256 x rate.
+    assert.ok(features.bytes_rate >= 256 * features.publish_rate, JSON.stringify(features))
+    assert.ok(features.connections >= 2, JSON.stringify(features))
+  } finally {
+    sse.abort()
+    ws?.close()
     await node.kill()
     dir.remove()
   }

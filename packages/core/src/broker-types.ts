@@ -101,8 +101,11 @@ export interface GroupStats {
 export interface BrokerStats {
   topics: number
   published: number
+  /** Payload bytes of the records committed (published) and of the deliveries made, since start. */
+  publishedBytes: number
   duplicates: number
   delivered: number
+  deliveredBytes: number
   redelivered: number
   deadLettered: number
   commits: number

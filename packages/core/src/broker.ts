@@ -102,7 +102,7 @@ export class Broker implements BrokerApi, GroupHost {
   private closed = false
   private closing: Promise<void> | undefined
   private consumerSeq = 0
-  private readonly counters = { published: 0, duplicates: 0, delivered: 0, redelivered: 0, deadLettered: 0, commits: 0 }
+  private readonly counters = { published: 0, publishedBytes: 0, duplicates: 0, delivered: 0, deliveredBytes: 0, redelivered: 0, deadLettered: 0, commits: 0 }
 
   private constructor (options: BrokerOptions) {
     this.tier = options.tier
@@ -548,6 +548,7 @@ export class Broker implements BrokerApi, GroupHost {
 
   delivered (group: ConsumerGroup, d: Delivery): void {
     this.counters.delivered++
+    this.counters.deliveredBytes += d.record.payload.byteLength
     if (d.attempt > 1) this.counters.redelivered++
     this.call(o => o.delivered?.(group.topic, group.name, d.attempt))
   }
@@ -567,11 +568,10 @@ export class Broker implements BrokerApi, GroupHost {
     const t = this.topics.get(log.topic)
     if (t === undefined) return
     this.counters.published += records.length
-    if (this.observer.published !== undefined) {
-      let bytes = 0
-      for (const r of records) bytes += r.payload.byteLength
-      this.call(o => o.published?.(log.topic, records.length, bytes))
-    }
+    let bytes = 0
+    for (const r of records) bytes += r.payload.byteLength
+    this.counters.publishedBytes += bytes
+    if (this.observer.published !== undefined) this.call(o => o.published?.(log.topic, records.length, bytes))
     for (const tail of t.tails) {
       if (tail.held !== null) { tail.held.push(records); continue }
       try { tail.onRecords(records) } catch (err) { this.error('tail', err) }

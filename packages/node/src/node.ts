@@ -144,6 +144,8 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
     let mover: PartitionMover | undefined
     let members: () => MemberView[] = () => []
     let prediction: NodeLoadPrediction | undefined
+    // Edge peers attached over /gem/1/client, counted with the gateway's connections as a load feature.
+    let edgePeers = (): number => 0
     if (mesh !== undefined) {
       const meshLog = componentLogger(log, 'mesh')
       undo.push(() => mesh.stop())
@@ -245,6 +247,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
       await clients.start()
       undo.push(() => clients.close())
       registerClientMetrics(metrics.registry, clients)
+      edgePeers = () => clients.stats().clients
     }
     const api: BrokerApi = meshBroker ?? broker
 
@@ -273,7 +276,7 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
     await directory?.start()
     if (mesh !== undefined) {
       // Started once the gateway listens, so the url it gossips (in its metadata) is the real one.
-      const sampler = startLoadSampler(broker)
+      const sampler = startLoadSampler(broker, () => gateway.connections() + edgePeers())
       undo.push(async () => sampler.stop())
       const swimLog = componentLogger(log, 'membership')
       const swim = new MembershipService({

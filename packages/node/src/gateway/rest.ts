@@ -153,7 +153,7 @@ export function createRestApp (ctx: GatewayContext, sse: SseStreams): Hono {
       partitions: partitionViews(),
       // Load prediction (#7): what this node decided on its forecasts, newest last, each with its prediction.
       decisions: prediction?.decisions ?? [],
-      ...(prediction !== undefined ? { prediction: { predictor: prediction.predictor, capacity: prediction.capacity, admission: prediction.admission } } : {}),
+      ...(prediction !== undefined ? { prediction: { predictor: prediction.predictor, capacity: prediction.capacity, admission: prediction.admission, features: prediction.features } } : {}),
     })
   })
 
@@ -338,8 +338,10 @@ function statsView (s: BrokerStats): Record<string, unknown> {
   return {
     topics: s.topics,
     published: s.published,
+    published_bytes: s.publishedBytes,
     duplicates: s.duplicates,
     delivered: s.delivered,
+    delivered_bytes: s.deliveredBytes,
     redelivered: s.redelivered,
     dead_lettered: s.deadLettered,
     commits: s.commits,

@@ -20,6 +20,8 @@ export type { GatewayOptions, SlowConsumerPolicy } from './context.ts'
 export interface Gateway {
   url: string
   port: number
+  /** Client connections open now: WebSockets and SSE streams. */
+  connections(): number
   /** Stops accepting, lets in-flight publishes answer, closes WebSocket and SSE connections. Safe to call twice. */
   close(): Promise<void>
 }
@@ -82,7 +84,7 @@ export async function startGateway (opts: GatewayOptions): Promise<Gateway> {
     return closing
   }
 
-  return { url: ctx.url, port, close }
+  return { url: ctx.url, port, connections: () => ctx.counts.ws + ctx.counts.sse, close }
 }
 
 /** The host part of a URL clients can use: wildcard binds are reached on loopback, IPv6 literals need brackets. */

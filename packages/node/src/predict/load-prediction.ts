@@ -3,7 +3,8 @@
 import { resolve } from 'node:path'
 import { EwmaPredictor, LoadPredictionService, PublishAdmission, DEFAULT_POLICY } from '@gem-mesh/core/predict'
 import type { HeldPartition, LoadPredictor, TimedDecision } from '@gem-mesh/core/predict'
-import type { LoadSample, MemberView, PartitionReplicaView } from '@gem-mesh/core/mesh'
+import type { MemberView, PartitionReplicaView } from '@gem-mesh/core/mesh'
+import type { NodeLoadSample } from '../mesh/load-sampler.ts'
 import type { GemConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
 import { DEFAULT_MODEL_PATH, loadPredictor } from './onnx-session.ts'
@@ -12,7 +13,7 @@ export interface NodeLoadPrediction {
   readonly service: LoadPredictionService
   readonly admission?: PublishAdmission
   /** Feeds the newest load sample (membership takes one a second; prediction reads the same one). */
-  observe (sample: LoadSample): void
+  observe (sample: NodeLoadSample): void
   /** max(current, predicted) load of a node, for placement. */
   placementLoad (peerId: string): number | undefined
   /** What GET /cluster shows: the predictor, per-node predictions and the newest decisions. */
@@ -28,6 +29,8 @@ export interface ClusterPrediction {
   predicted: (peerId: string) => number | null
   decisions: Array<Record<string, unknown>>
   admission: { credit: number, rate: number | null, admitted: number, delayed: number, refused: number } | null
+  /** This node's newest sampled features, as the predictor's history holds them (null before the first sample). */
+  features: Record<string, number> | null
 }
 
 export interface NodeLoadPredictionOptions {
@@ -50,7 +53,7 @@ export async function startNodeLoadPrediction (o: NodeLoadPredictionOptions): Pr
     ? new EwmaPredictor()
     : await loadPredictor(o.config.model === '' ? DEFAULT_MODEL_PATH : resolve(o.config.model), o.log)
   const admission = o.config.admission ? new PublishAdmission({ maxWaitMs: o.config.maxWaitMs }) : undefined
-  let last: LoadSample | undefined
+  let last: NodeLoadSample | undefined
   const counts: Record<string, number> = {}
   const name = o.nodeName ?? ((id: string) => id)
   const service = new LoadPredictionService({
@@ -58,8 +61,8 @@ export async function startNodeLoadPrediction (o: NodeLoadPredictionOptions): Pr
     predictor,
     policy: { ...DEFAULT_POLICY, capacity: o.config.capacity, target: o.config.target, admitAbove: Math.min(1, o.config.capacity + 0.1) },
     sampleSelf: () => ({
-      publishRate: last?.publishRate ?? 0, deliveryRate: last?.deliveryRate ?? 0, bytesRate: 0, backlog: last?.backlog ?? 0, consumerLag: last?.backlog ?? 0,
-      eventLoopLagMs: last?.eventLoopLagMs ?? 0, connections: 0, load: last?.utilization ?? 0,
+      publishRate: last?.publishRate ?? 0, deliveryRate: last?.deliveryRate ?? 0, bytesRate: last?.bytesRate ?? 0, backlog: last?.backlog ?? 0, consumerLag: last?.backlog ?? 0,
+      eventLoopLagMs: last?.eventLoopLagMs ?? 0, connections: last?.connections ?? 0, load: last?.utilization ?? 0,
     }),
     // Server nodes only: a browser peer neither leads partitions nor hosts replicas.
     peers: () => o.members().filter(m => !m.self && m.state === 'alive' && m.meta?.role !== 'browser').map(m => ({ id: m.id, load: m.load?.utilization })),
@@ -81,6 +84,7 @@ export async function startNodeLoadPrediction (o: NodeLoadPredictionOptions): Pr
       predicted: id => { const p = service.predictedLoad(id); return p === undefined ? null : p },
       decisions: service.decisions().map(d => decisionView(d, name)),
       admission: admission?.stats() ?? null,
+      features: last === undefined ? null : featuresView(last),
     }),
     decisionCounts: () => counts,
     stop: () => service.stop(),
@@ -100,6 +104,10 @@ export function decisionView (d: TimedDecision, name: (peerId: string) => string
     case 'placement':
       return { at, kind: d.kind, topic: d.topic, predictor: d.predictor, loads: Object.fromEntries(Object.entries(d.loads).map(([k, v]) => [name(k), v])) }
   }
+}
+
+function featuresView (s: NodeLoadSample): Record<string, number> {
+  return { publish_rate: s.publishRate, delivery_rate: s.deliveryRate, bytes_rate: s.bytesRate, backlog: s.backlog, event_loop_lag_ms: s.eventLoopLagMs, connections: s.connections, load: s.utilization ?? 0 }
 }
 
 function predictionView (p: { predictor: string, current: number, predicted: number, horizonS: number }): Record<string, unknown> {
