@@ -103,7 +103,7 @@ export const GemConfigSchema = z.strictObject({
     maxWaitMs: nonNegativeInt().default(1_000)
       .describe('Longest a publish waits for admission credit before OVERLOADED (ms).'),
     moves: z.boolean().default(false)
-      .describe('Opt-in: hand the leadership of partitions this node leads to a follower when this node is predicted over capacity. Off by default until measured on real meshes: leaders would move during every saturating benchmark.'),
+      .describe('Opt-in: when a node is predicted over capacity, hand the leadership of partitions it leads to a follower, and move one replica off it when that is not enough. Off by default: the signal (event-loop utilization) saturates under any pipelined client with gateway work that no move relieves, so leaders and replicas would move during every saturating benchmark (README, Load prediction).'),
   }).prefault({}),
   logLevel: z.enum(LOG_LEVELS).default('info')
     .describe('pino log level.'),
