@@ -84,11 +84,12 @@ test('a follower over capacity loses a replica to the coolest node, and no ackno
     for (let p = 0; p < PARTITIONS; p++) {
       const holders = final.find(v => v.topic === TOPIC && v.partition === p)!.replicas
       if (p === move.partition) assert.ok(holders.includes(move.to) && !holders.includes(move.from))
-      const expected = [...acked].filter(([, a]) => a.partition === p)
+      const expected: Array<[string, { partition: number, offset: number }]> = [...acked].filter(([, a]) => a.partition === p)
       const high = Math.max(0, ...expected.map(([, a]) => a.offset + 1))
       for (const n of nodes.filter((_, i) => holders.includes(ids[i]))) {
         await waitFor(async () => (await readAll(n.url, TOPIC, p)).length >= high ? true : undefined, `${n.url} holds ${TOPIC}/${p} up to ${high}`, 30_000)
-        const seen = new Map((await readAll(n.url, TOPIC, p)).map(m => [m.id, m.offset]))
+        const seen = new Map<string, number>()
+        for (const m of await readAll(n.url, TOPIC, p)) seen.set(m.id, m.offset)
         for (const [id, a] of expected) assert.equal(seen.get(id), a.offset, `${n.url} p${p}: acknowledged ${id} at offset ${a.offset}`)
       }
     }
