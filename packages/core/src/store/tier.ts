@@ -12,6 +12,11 @@ export interface StoredChunk {
   lastOffset: number
   /** Concatenated record frames (codec.ts). The tier treats them as opaque bytes. */
   data: Uint8Array
+  /**
+   * CRC32C of `data`, when the writer has already computed it (the tier chain does, for the offload manifest): a tier
+   * that stores a checksum per chunk takes this one instead of hashing the bytes again. Tiers never return it.
+   */
+  crc32c?: number
 }
 
 export interface MetaWrite {

@@ -515,7 +515,9 @@ export class TieredStore implements StorageTier {
       // Checksummed chunk by chunk, with a turn for the event loop every few MiB.
       let hashed = 0
       for (const c of part) {
-        entries.push({ base: c.baseOffset, last: c.lastOffset, bytes: c.data.byteLength, crc32c: crc32c(c.data) })
+        // The remote takes the same checksum for its chunk index rather than hashing the bytes a second time.
+        c.crc32c = crc32c(c.data)
+        entries.push({ base: c.baseOffset, last: c.lastOffset, bytes: c.data.byteLength, crc32c: c.crc32c })
         hashed += c.data.byteLength
         if (hashed >= 2 * MiB) { hashed = 0; await new Promise(resolve => setTimeout(resolve, 0)) }
       }

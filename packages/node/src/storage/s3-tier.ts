@@ -61,6 +61,13 @@ export async function openS3Tier (opts: S3TierOptions): Promise<S3Tier> {
     maxAttempts: 2,
     requestHandler: { connectionTimeout: 3_000, requestTimeout: opts.requestTimeoutMs ?? 15_000 },
   })
+  // SigV4 would hash every upload body with SHA-256 on the event loop (the endpoint is http, so the SDK signs the
+  // payload): our uploads carry Content-MD5, which S3 checks and the signature covers, so the payload goes unsigned.
+  client.middlewareStack.add(next => async args => {
+    const headers = (args.request as { headers?: Record<string, string> }).headers
+    if (headers !== undefined && Object.keys(headers).some(h => h.toLowerCase() === 'content-md5')) headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD'
+    return await next(args)
+  }, { step: 'build', name: 'gemUnsignedPayload' })
   const tier = new S3Tier(client, opts)
   try {
     await tier.ensureBucket(opts.createBucket === true)
@@ -106,7 +113,7 @@ export class S3Tier implements StorageTier {
     checkBatch(batch)
     if (batch.chunks.length === 0 && batch.meta.length === 0) return Promise.resolve()
     // Encoded now, one copy: the caller may reuse its buffers as soon as write() returns.
-    const chunks = batch.chunks.map(c => ({ stream: c.stream, base: c.baseOffset, last: c.lastOffset, data: c.data, crc: crc32c(c.data) }))
+    const chunks = batch.chunks.map(c => ({ stream: c.stream, base: c.baseOffset, last: c.lastOffset, data: c.data, crc: c.crc32c ?? crc32c(c.data) }))
     const meta = batch.meta.map(m => ({ k: m.key, v: m.value === null ? null : toBase64(m.value) }))
     const { bytes, refs } = encodeBatch({ v: 1, meta, deletes: [] }, chunks)
     return this.serial(async () => {
