@@ -77,6 +77,14 @@ test('/gem/1/client: publish, live and group subscriptions, acks, reads and topi
       const read = decodeRecordsFrame(await host.request(peer, CLIENT_PROTOCOL, encodeHeadBody({ op: 'read', topic: 'orders', from: 2, limit: 2 }), { timeoutMs: 5_000 }))
       assert.deepEqual(read.records.map(r => r.offset), [2, 3])
       assert.equal(read.next, 4)
+      // A live subscription resumed where a peer stopped (after a failover or a feed switch) replays the rest, then goes live.
+      const resumed = await call(host, peer, { op: 'subscribe', sid: 'resumed', topic: 'orders', mode: 'tail', resume: [3] })
+      assert.deepEqual(resumed.from, [3])
+      await waitFor(() => of('resumed').length === 2, 'two replayed live deliveries', 20_000)
+      assert.deepEqual(of('resumed').map(d => d.record.offset), [3, 4])
+      assert.deepEqual((await call(host, peer, { op: 'subscribe', sid: 'fresh', topic: 'orders', mode: 'tail' })).from, [5])
+      await call(host, peer, { op: 'unsubscribe', sid: 'resumed' })
+      await call(host, peer, { op: 'unsubscribe', sid: 'fresh' })
 
       // Bad input: malformed frames, wrong types, unknown ops, missing topics, oversize payloads.
       for (const frame of [new Uint8Array(0), new Uint8Array([0, 0, 0, 200, 1]), text('not a frame'), crypto.getRandomValues(new Uint8Array(2048))]) {
@@ -88,6 +96,8 @@ test('/gem/1/client: publish, live and group subscriptions, acks, reads and topi
         { op: 'subscribe', sid: 's', topic: 'orders', mode: 'consume', opts: { group: 5 } }, { op: 'ack', sid: 'grp', tags: 'all' },
         { op: 'nack', sid: 'grp', tags: [], delayMs: -1 }, { op: 'read', topic: 'orders', from: -1 }, { op: 'topics', action: 'explode' },
         { op: 'hello', addrs: [1, 2] }, { op: 'feeder' },
+        { op: 'subscribe', sid: 's', topic: 'orders', mode: 'tail', resume: 3 }, { op: 'subscribe', sid: 's', topic: 'orders', mode: 'tail', resume: [-1] },
+        { op: 'subscribe', sid: 's', topic: 'orders', mode: 'tail', resume: ['0'] },
       ]
       for (const head of bad) assert.equal(await refusal(call(host, peer, head)), 'BAD_REQUEST', JSON.stringify(head))
       assert.equal(await refusal(call(host, peer, { op: 'subscribe', sid: 's', topic: 'missing', mode: 'tail' })), 'TOPIC_NOT_FOUND')

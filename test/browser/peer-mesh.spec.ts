@@ -99,6 +99,34 @@ test('Node publishes reach two pages, one of them fed by the other over direct W
   await b.evaluate(() => peerTest.close())
 })
 
+test('a feed that goes silent: the page it fed goes back to a server, resumes where it stopped and misses nothing', async ({ browser }) => {
+  test.setTimeout(90_000)
+  const [first, second, third] = nodes
+  const topic = 'quiet-feed'
+  expect((await api(first.url, 'POST', '/topics', { name: topic, partitions: 1, replication: 3 })).status).toBe(201)
+  const a = await newPeerPage(browser, `qa-${Date.now()}`, [first.url, second.url, third.url])
+  await a.evaluate(async t => { await peerTest.track('live', t) }, topic)
+  await a.waitForFunction(() => peerTest.relayAddrs().length > 0, undefined, { timeout: 30_000 })
+  const b = await newPeerPage(browser, `qb-${Date.now()}`, [...await wsAddrs(first.url), ...await wsAddrs(second.url)])
+  await b.evaluate(async t => { await peerTest.track('live', t) }, topic)
+  await expect.poll(() => b.evaluate(() => peerTest.stats()?.feeds.joined ?? 0), { timeout: 60_000 }).toBeGreaterThan(0)
+  for (let i = 0; i < 5; i++) expect((await api(second.url, 'POST', `/topics/${topic}/messages`, { payload: `early-${i}` })).status).toBe(201)
+  await expect.poll(() => b.evaluate(() => peerTest.received('live').length), { timeout: 30_000 }).toBe(5)
+  // A's connection to B "hangs": A keeps receiving, B hears nothing, not even heartbeats, and no error says why.
+  await a.evaluate(() => { peerTest.muteFeeding() })
+  for (let i = 0; i < 10; i++) expect((await api(third.url, 'POST', `/topics/${topic}/messages`, { payload: `muted-${i}` })).status).toBe(201)
+  await expect.poll(() => a.evaluate(() => peerTest.received('live').length), { timeout: 30_000 }).toBe(15)
+  await expect.poll(() => b.evaluate(() => peerTest.received('live').length), { timeout: 30_000 }).toBe(15)
+    .catch(async (err: Error) => { throw new Error(`B did not resume on a server: ${JSON.stringify(await b.evaluate(() => peerTest.stats()))}\n${err.message}`) })
+  const got = await b.evaluate(() => peerTest.received('live'))
+  expect(got.map(r => r.text)).toEqual([...Array.from({ length: 5 }, (_, i) => `early-${i}`), ...Array.from({ length: 10 }, (_, i) => `muted-${i}`)])
+  expect(got.slice(0, 5).every(r => r.via === 'browser')).toBe(true)
+  expect(got.slice(5).every(r => r.via === 'server'), JSON.stringify(got.slice(5))).toBe(true)
+  expect((await b.evaluate(() => peerTest.stats()))?.feeds.silent).toBeGreaterThan(0)
+  await a.evaluate(() => peerTest.close())
+  await b.evaluate(() => peerTest.close())
+})
+
 test('no page errors', () => {
   expect(problems.join('\n')).toBe('')
 })

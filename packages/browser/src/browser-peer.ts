@@ -78,8 +78,11 @@ export interface BrowserPeerStats {
   duplicatesDropped: number
   /** Live batches this peer forwarded to other browsers. */
   fedBatches: number
-  /** Live subscriptions: feeders asked for, offered by the server, joined over direct WebRTC, failed (then served by a server). */
-  feeds: { asked: number, offered: number, joined: number, failed: number }
+  /**
+   * Live subscriptions: feeders asked for, offered by the server, joined over direct WebRTC, failed (then served by a
+   * server); feeds given up because they went silent, and deliveries to browsers we feed that failed.
+   */
+  feeds: { asked: number, offered: number, joined: number, failed: number, silent: number, sendFailures: number }
   queuedPublishes: number
   /** Why queued publishes are still waiting (the last transient failure), if they are. */
   outboxError?: string
@@ -124,6 +127,11 @@ interface RemoteSub {
   feeder: string | undefined
   /** Tail mode: the highest offset handed out per partition, so that a switch between sources neither repeats nor reorders. */
   readonly high: Map<number, number>
+  /**
+   * Tail mode: per partition, the first offset expected while none was handed out yet (the server's or feeder's answer).
+   * With `high`, where a new source resumes, so that a failover or feed switch loses nothing still retained.
+   */
+  readonly start: Map<number, number>
   /** Times a server-served live subscription asked for a feeder (it stops asking after a few). */
   feedTries: number
   starting: boolean
@@ -225,6 +233,7 @@ class BrowserPeerImpl implements BrowserPeer {
       onRecords: (from, topic, ds) => { this.fromFeeder(from, topic, ds) },
       onFeederLost: (feeder, topics) => { this.feederLost(feeder, topics) },
       dialTimeoutMs: options.dialTimeoutMs ?? 8_000,
+      position: topic => this.livePosition(topic),
     })
   }
 
@@ -381,7 +390,7 @@ class BrowserPeerImpl implements BrowserPeer {
       byTransport: { ...this.counters.byTransport },
       duplicatesDropped: this.counters.duplicatesDropped,
       fedBatches: this.feed.fedBatches,
-      feeds: { ...this.feedCounters },
+      feeds: { ...this.feedCounters, silent: this.feed.silentFeeds, sendFailures: this.feed.sendFailures },
       queuedPublishes: this.outbox.size,
       ...(this.outbox.lastError !== undefined && this.outbox.size > 0 ? { outboxError: this.outbox.lastError } : {}),
       server: this.link.attached,
@@ -429,7 +438,7 @@ class BrowserPeerImpl implements BrowserPeer {
     const sub: RemoteSub = {
       sid, topic, opts, mode, group: opts.group ?? `_ephemeral.${sid}`, deliver, onEnd,
       journal: opts.group !== undefined ? await GroupJournal.open(this.tier, topic, opts.group) : undefined,
-      onServer: undefined, feeder: undefined, high: new Map(), feedTries: 0, starting: false, feedable: (this.options.feeds ?? true) && mode === 'tail', closed: false,
+      onServer: undefined, feeder: undefined, high: new Map(), start: new Map(), feedTries: 0, starting: false, feedable: (this.options.feeds ?? true) && mode === 'tail', closed: false,
       tags: new Map(), acks: [], acksScheduled: false,
     }
     this.subs.set(sid, sub)
@@ -460,7 +469,11 @@ class BrowserPeerImpl implements BrowserPeer {
       if (sub.feedable && await this.tryFeeder(sub)) return
       // Accept its deliveries from the moment we ask: the first ones may overtake the answer.
       sub.onServer = server
-      await this.request({ op: 'subscribe', sid: sub.sid, topic: sub.topic, mode: sub.mode, opts: sub.opts })
+      const resume = sub.mode === 'tail' ? resumePoints(sub) : []
+      const answer = JSON.parse(td.decode(await this.request({
+        op: 'subscribe', sid: sub.sid, topic: sub.topic, mode: sub.mode, opts: sub.opts, ...(resume.length > 0 ? { resume } : {}),
+      }))) as { from?: unknown }
+      if (sub.mode === 'tail') noteStart(sub, answer.from)
       if (sub.closed) void this.request({ op: 'unsubscribe', sid: sub.sid }).catch(() => {})
     } catch (err) {
       if (sub.onServer === server) sub.onServer = undefined
@@ -483,8 +496,10 @@ class BrowserPeerImpl implements BrowserPeer {
     if (answer.peerId === null) return false
     this.feedCounters.offered++
     sub.feeder = answer.peerId
-    if (await this.feed.join(answer.peerId, answer.addrs ?? [], sub.topic)) {
+    const position = await this.feed.join(answer.peerId, answer.addrs ?? [], sub.topic)
+    if (position !== undefined) {
       this.feedCounters.joined++
+      noteStart(sub, position)
       if (sub.closed) { this.feed.leave(answer.peerId, sub.topic); return true }
       this.changed()
       return true
@@ -517,6 +532,12 @@ class BrowserPeerImpl implements BrowserPeer {
     } finally {
       sub.starting = false
     }
+  }
+
+  /** Where this page's live deliveries of `topic` from a server stand: a browser we start feeding begins there. */
+  private livePosition (topic: string): Array<number | null> {
+    for (const s of this.subs.values()) if (s.topic === topic && s.mode === 'tail' && s.onServer !== undefined && !s.closed) return resumePoints(s)
+    return []
   }
 
   private receivesFromServer (topic: string): boolean {
@@ -720,6 +741,25 @@ class BrowserPeerImpl implements BrowserPeer {
   private assertOpen (): void {
     if (this.closing !== undefined) throw new GemError('CLOSED', 'the browser peer is closed')
   }
+}
+
+/** Where a live subscription resumes on a new source: per partition, after the last offset handed out, or its start. */
+function resumePoints (sub: RemoteSub): Array<number | null> {
+  const n = Math.max(-1, ...sub.high.keys(), ...sub.start.keys()) + 1
+  return Array.from({ length: n }, (_, p) => {
+    const high = sub.high.get(p)
+    return high !== undefined ? high + 1 : sub.start.get(p) ?? null
+  })
+}
+
+/** A source's answer says where its deliveries start; the earliest such point is kept for partitions not yet seen. */
+function noteStart (sub: RemoteSub, from: unknown): void {
+  if (!Array.isArray(from)) return
+  from.forEach((at, p) => {
+    if (!Number.isSafeInteger(at) || at < 0 || sub.high.has(p)) return
+    const known = sub.start.get(p)
+    if (known === undefined || at < known) sub.start.set(p, at)
+  })
 }
 
 function randomId (): string {

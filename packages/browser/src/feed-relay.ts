@@ -10,22 +10,38 @@ export interface FeedRelayOptions {
   /** The feeder went away or stopped feeding these topics: their subscriptions fall back to a server. */
   onFeederLost: (feeder: string, topics: string[]) => void
   dialTimeoutMs: number
+  /** Where this browser's live deliveries of `topic` stand (per partition, the next offset): a new child starts there. */
+  position: (topic: string) => Array<number | null>
   /** Browsers this one feeds per topic (the server assigns at most its own limit). Default 8. */
   maxChildren?: number
+  /** An idle feed sends an empty batch this often, so a child can tell a quiet topic from a dead feed. Default 2 s. */
+  heartbeatMs?: number
 }
+
+/** A feed silent for this many heartbeats is dead (a hung WebRTC connection reports no error). */
+const SILENT_HEARTBEATS = 3
 
 const te = new TextEncoder()
 const td = new TextDecoder()
 
 export class FeedRelay {
   fedBatches = 0
+  /** Deliveries to a child that failed (the child is dropped; it notices the silence and falls back to a server). */
+  sendFailures = 0
+  /** Feeds this browser gave up on because they went silent. */
+  silentFeeds = 0
   private readonly host: MeshNode
   private readonly options: FeedRelayOptions
   /** topic -> browsers we feed it to. */
   private readonly children = new Map<string, Set<string>>()
   /** browser -> topics it feeds us. */
   private readonly feeders = new Map<string, Set<string>>()
+  /** browser feeding us -> when we last heard from it (any batch, heartbeats included). */
+  private readonly heard = new Map<string, number>()
+  /** topic -> when we last sent its children anything. */
+  private readonly sentAt = new Map<string, number>()
   private off: (() => void) | undefined
+  private timer: ReturnType<typeof setInterval> | undefined
 
   constructor (host: MeshNode, options: FeedRelayOptions) {
     this.host = host
@@ -37,12 +53,10 @@ export class FeedRelay {
     await this.host.handle(FEED_DELIVER_PROTOCOL, (from, frame) => { this.onBatch(from, frame) })
     this.off = this.host.on('disconnect', peer => {
       for (const set of this.children.values()) set.delete(peer)
-      const topics = this.feeders.get(peer)
-      if (topics !== undefined) {
-        this.feeders.delete(peer)
-        this.options.onFeederLost(peer, [...topics])
-      }
+      this.lose(peer)
     })
+    const beat = this.options.heartbeatMs ?? 2_000
+    this.timer = setInterval(() => { this.tick(beat) }, Math.max(50, Math.floor(beat / 2)))
   }
 
   /**
@@ -50,7 +64,7 @@ export class FeedRelay {
    * each dial has a timeout and is retried once, since a few percent of them hang), then a feed request.
    * False when no direct connection came up: a relayed feed would only move the load back onto the relaying server.
    */
-  async join (feeder: string, addrs: string[], topic: string): Promise<boolean> {
+  async join (feeder: string, addrs: string[], topic: string): Promise<Array<number | null> | undefined> {
     if (!this.direct(feeder)) {
       // Only circuits a browser can open: through the relay's websockets or webrtc-direct address, not its tcp one.
       const candidates = addrs.filter(a => {
@@ -65,23 +79,26 @@ export class FeedRelay {
           } catch { /* next attempt */ }
         }
       }
-      if (!this.direct(feeder)) return false
+      if (!this.direct(feeder)) return undefined
     }
+    let position: Array<number | null>
     try {
-      await this.host.request(feeder, FEED_PROTOCOL, te.encode(JSON.stringify({ op: 'feed', topic })), { timeoutMs: 5_000 })
+      const answer = JSON.parse(td.decode(await this.host.request(feeder, FEED_PROTOCOL, te.encode(JSON.stringify({ op: 'feed', topic })), { timeoutMs: 5_000 }))) as { from?: unknown }
+      position = Array.isArray(answer.from) ? answer.from.map(o => Number.isSafeInteger(o) && (o as number) >= 0 ? o as number : null) : []
     } catch {
-      return false
+      return undefined
     }
     const topics = this.feeders.get(feeder) ?? new Set()
     topics.add(topic)
     this.feeders.set(feeder, topics)
-    return true
+    this.heard.set(feeder, Date.now())
+    return position
   }
 
   leave (feeder: string, topic: string): void {
     const topics = this.feeders.get(feeder)
     if (topics === undefined || !topics.delete(topic)) return
-    if (topics.size === 0) this.feeders.delete(feeder)
+    if (topics.size === 0) { this.feeders.delete(feeder); this.heard.delete(feeder) }
     void this.host.request(feeder, FEED_PROTOCOL, te.encode(JSON.stringify({ op: 'stop', topic })), { timeoutMs: 5_000 }).catch(() => {})
   }
 
@@ -94,11 +111,44 @@ export class FeedRelay {
   forward (topic: string, deliveries: WireDelivery[]): void {
     const kids = this.children.get(topic)
     if (kids === undefined || kids.size === 0) return
-    const frame = encodeDeliveryBatch({ sid: topic, deliveries })
+    this.fedBatches += kids.size
+    this.sendTo(topic, kids, encodeDeliveryBatch({ sid: topic, deliveries }))
+  }
+
+  private sendTo (topic: string, kids: Set<string>, frame: Uint8Array): void {
+    this.sentAt.set(topic, Date.now())
     for (const child of kids) {
-      this.fedBatches++
-      void this.host.send(child, FEED_DELIVER_PROTOCOL, frame).catch(() => { kids.delete(child) })
+      void this.host.send(child, FEED_DELIVER_PROTOCOL, frame).catch(() => {
+        // Dropped here; the child hears nothing more and goes back to a server from where it stopped.
+        this.sendFailures++
+        kids.delete(child)
+      })
     }
+  }
+
+  /** Heartbeats to our children; feeders that went silent are given up (their subscriptions fall back to servers). */
+  private tick (beat: number): void {
+    const now = Date.now()
+    for (const [topic, kids] of this.children) {
+      if (kids.size > 0 && now - (this.sentAt.get(topic) ?? 0) >= beat) this.sendTo(topic, kids, encodeDeliveryBatch({ sid: topic, deliveries: [] }))
+    }
+    for (const [feeder, at] of [...this.heard]) {
+      if (now - at <= beat * SILENT_HEARTBEATS) continue
+      this.silentFeeds++
+      const topics = [...this.feeders.get(feeder) ?? []]
+      for (const topic of topics) this.leave(feeder, topic) // tells the feeder, in case only its sends are stuck
+      this.heard.delete(feeder)
+      this.options.onFeederLost(feeder, topics)
+    }
+  }
+
+  /** Every topic `feeder` fed us is without a source now. */
+  private lose (feeder: string): void {
+    this.heard.delete(feeder)
+    const topics = this.feeders.get(feeder)
+    if (topics === undefined) return
+    this.feeders.delete(feeder)
+    this.options.onFeederLost(feeder, [...topics])
   }
 
   /** This browser no longer receives `topic` from a server: the browsers it fed must find another source. */
@@ -113,6 +163,7 @@ export class FeedRelay {
 
   async stop (): Promise<void> {
     this.off?.()
+    if (this.timer !== undefined) clearInterval(this.timer)
     for (const [feeder, topics] of [...this.feeders]) for (const t of [...topics]) this.leave(feeder, t)
     await this.host.unhandle(FEED_PROTOCOL).catch(() => {})
     await this.host.unhandle(FEED_DELIVER_PROTOCOL).catch(() => {})
@@ -131,6 +182,8 @@ export class FeedRelay {
       if (kids.size >= (this.options.maxChildren ?? 8)) throw new GemError('UNAVAILABLE', `already feeding ${kids.size} browsers ${req.topic}`)
       kids.add(from)
       this.children.set(req.topic, kids)
+      // Where our deliveries stand now: the child's first batch from us starts there, and it resumes from there if we fail it.
+      return te.encode(JSON.stringify({ from: this.options.position(req.topic) }))
     } else if (req.op === 'stop') {
       kids.delete(from)
     } else {
@@ -142,11 +195,12 @@ export class FeedRelay {
   private onBatch (from: string, frame: Uint8Array): void {
     const batch = decodeDeliveryBatch(frame)
     if (!this.feeders.get(from)?.has(batch.sid)) return
+    this.heard.set(from, Date.now())
     if (batch.deliveries.length > 0) this.options.onRecords(from, batch.sid, batch.deliveries)
     if (batch.end !== undefined) {
       const topics = this.feeders.get(from)!
       topics.delete(batch.sid)
-      if (topics.size === 0) this.feeders.delete(from)
+      if (topics.size === 0) { this.feeders.delete(from); this.heard.delete(from) }
       this.options.onFeederLost(from, [batch.sid])
     }
   }

@@ -84,8 +84,20 @@ export interface ConsumerHandle {
 }
 
 /** A live ephemeral tail of a topic: every record committed after its start, no acks. */
+export interface TailOptions {
+  /** Replay up to this many of each partition's latest records before the live ones. */
+  lastN?: number
+  /**
+   * Resume points, per partition the first offset wanted (null: live from now): a client that switches servers or
+   * feeds passes where it stopped and misses nothing still retained (at most 100,000 records per partition replayed).
+   */
+  from?: ReadonlyArray<number | null>
+}
+
 export interface TailHandle {
   close(): void
+  /** Per partition, the first offset this tail delivers: every later record reaches it once, in order. */
+  readonly from?: readonly number[]
 }
 
 export interface GroupStats {
@@ -166,7 +178,7 @@ export interface BrokerApi {
    * `onEnd` (here and on consume) is called once if the broker ends the subscription itself:
    * TOPIC_NOT_FOUND when the topic is deleted.
    */
-  tail(topic: string, opts: { lastN?: number }, onRecords: (records: GemRecord[]) => void, onEnd?: (err: import('./errors.ts').GemError) => void): Promise<TailHandle>
+  tail(topic: string, opts: TailOptions, onRecords: (records: GemRecord[]) => void, onEnd?: (err: import('./errors.ts').GemError) => void): Promise<TailHandle>
   stats(): BrokerStats
   close(): Promise<void>
 }

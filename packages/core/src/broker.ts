@@ -2,7 +2,7 @@
 // It validates, places and sequences work; storage goes through the injected tier, time through the clock.
 import type {
   AckResult, BrokerApi, BrokerObserver, BrokerStats, ConsumerHandle, ConsumerOptions, Delivery,
-  PullOptions, ReadResult, RetentionPolicy, StartPosition, TailHandle, TopicConfig, TopicInfo,
+  PullOptions, ReadResult, RetentionPolicy, StartPosition, TailHandle, TailOptions, TopicConfig, TopicInfo,
 } from './broker-types.ts'
 import type { Clock } from './clock.ts'
 import { systemClock } from './clock.ts'
@@ -80,6 +80,8 @@ const DEFAULT_CONSUMER: ResolvedConsumerOptions = {
 
 const DEFAULT_RETENTION: RetentionPolicy = { maxAgeMs: 7 * 24 * 3600_000, maxBytes: 0 }
 const MAX_PARTITIONS = 1024
+/** Most records a tail replays per partition (last N, or catching up from a resume point). */
+const MAX_TAIL_REPLAY = 100_000
 const MAX_ID_LENGTH = 256
 
 const te = new TextEncoder()
@@ -483,21 +485,37 @@ export class Broker implements BrokerApi, GroupHost {
     return { floor, cursor: floor, settled: [], attempts: [] }
   }
 
-  async tail (topic: string, opts: { lastN?: number }, onRecords: (records: GemRecord[]) => void, onEnd?: (err: GemError) => void): Promise<TailHandle> {
+  async tail (topic: string, opts: TailOptions, onRecords: (records: GemRecord[]) => void, onEnd?: (err: GemError) => void): Promise<TailHandle> {
     this.assertOpen()
     const t = this.requireTopic(topic)
     const lastN = opts.lastN ?? 0
-    if (!Number.isInteger(lastN) || lastN < 0 || lastN > 100_000) throw new GemError('BAD_REQUEST', 'last_n must be an integer from 0 to 100000')
-    const tail: Tail = { onRecords, onEnd, held: lastN > 0 ? [] : null }
+    if (!Number.isInteger(lastN) || lastN < 0 || lastN > MAX_TAIL_REPLAY) throw new GemError('BAD_REQUEST', `last_n must be an integer from 0 to ${MAX_TAIL_REPLAY}`)
+    const resume = opts.from
+    if (resume !== undefined && (!Array.isArray(resume) || resume.some(o => o !== null && (!Number.isSafeInteger(o) || o < 0)))) {
+      throw new GemError('BAD_REQUEST', 'tail from must be an array of non-negative offsets (or null), one per partition')
+    }
     const highs = t.logs.map(l => l.high)
+    // Where each partition's deliveries start: a resume point (a client switching servers or feeds) or the last N.
+    const starts = t.logs.map((log, p) => {
+      const high = highs[p]
+      const at = resume?.[p]
+      if (at !== undefined && at !== null) return at >= high ? at : Math.max(at, log.low, high - MAX_TAIL_REPLAY)
+      return lastN > 0 ? Math.max(log.low, high - lastN) : high
+    })
+    const replay = starts.some((s, p) => s < highs[p])
+    const tail: Tail = { onRecords, onEnd, held: replay ? [] : null }
     t.tails.add(tail)
-    if (lastN > 0) {
+    if (replay) {
       try {
         for (const log of t.logs) {
           const high = highs[log.partition]
-          const from = Math.max(log.low, high - lastN)
-          const past = (await log.read(from, high - from)).filter(r => r.offset < high)
-          if (past.length > 0) onRecords(past)
+          // Reads stop at a byte budget: page until the replay reaches where live deliveries begin.
+          for (let from = starts[log.partition]; from < high;) {
+            const past = (await log.read(from, high - from)).filter(r => r.offset < high)
+            if (past.length === 0) break
+            onRecords(past)
+            from = past[past.length - 1].offset + 1
+          }
         }
       } finally {
         const held = tail.held ?? []
@@ -505,7 +523,7 @@ export class Broker implements BrokerApi, GroupHost {
         for (const batch of held) onRecords(batch)
       }
     }
-    return { close: () => { t.tails.delete(tail) } }
+    return { close: () => { t.tails.delete(tail) }, from: starts }
   }
 
   // ---- GroupHost -----------------------------------------------------------------------------

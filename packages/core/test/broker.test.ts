@@ -294,6 +294,32 @@ describe('tails and retention', () => {
     await broker.close()
   })
 
+  test('a tail resumed from per-partition offsets replays what it missed, then follows live, each record once in order', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('t', { partitions: 3 })
+    // 20 records per partition; payloads of 300 KiB on partition 2 so its replay spans several 4 MiB reads.
+    for (let i = 0; i < 20; i++) {
+      for (let p = 0; p < 3; p++) await broker.publish('t', { payload: p === 2 ? new Uint8Array(300 * 1024) : bytes(`p${p}-${i}`), partition: p })
+    }
+    const seen = new Map<number, number[]>([[0, []], [1, []], [2, []]])
+    const tail = await broker.tail('t', { from: [15, null, 0] }, rs => { for (const r of rs) seen.get(r.partition)!.push(r.offset) })
+    assert.deepEqual(tail.from, [15, 20, 0])
+    for (let p = 0; p < 3; p++) await broker.publish('t', { payload: bytes('live'), partition: p })
+    await waitFor(() => seen.get(0)!.length === 6 && seen.get(1)!.length === 1 && seen.get(2)!.length === 21, 'resumed records')
+    assert.deepEqual(seen.get(0), [15, 16, 17, 18, 19, 20])
+    assert.deepEqual(seen.get(1), [20])
+    assert.deepEqual(seen.get(2), Array.from({ length: 21 }, (_, i) => i))
+    tail.close()
+    // A resume point beyond the log (a peer that saw more on another replica) replays nothing and says so.
+    const ahead = await broker.tail('t', { from: [99] }, () => {})
+    assert.deepEqual(ahead.from, [99, 21, 21])
+    ahead.close()
+    for (const bad of [[-1], ['3'], [1.5], 'x', {}]) {
+      await assert.rejects(broker.tail('t', { from: bad as unknown as number[] }, () => {}), (e: GemError) => e.code === 'BAD_REQUEST')
+    }
+    await broker.close()
+  })
+
   test('retention drops whole old segments and groups move past them', async () => {
     const { broker, clock } = await openBroker({ segmentBytes: 1024 })
     await broker.createTopic('t', { retention: { maxAgeMs: 60_000, maxBytes: 0 } })

@@ -143,6 +143,15 @@ const peerTest = {
     return peer!.host.node.getConnections().filter(c => c.remotePeer.toString() === peerId)
       .map(c => ({ remoteAddr: c.remoteAddr.toString(), limited: c.limits !== undefined, status: c.status }))
   },
+  /**
+   * This page stops delivering to the browsers it feeds, without an error on either side: what a WebRTC connection
+   * that hangs looks like to them (sends swallowed, heartbeats included).
+   */
+  muteFeeding (): void {
+    const host = peer!.host
+    const send = host.send.bind(host)
+    host.send = async (to, protocol, frame) => { if (protocol !== '/gem/1/feed-deliver') await send(to, protocol, frame) }
+  },
   async close (): Promise<void> { await peer?.close(); peer = undefined },
 
   /** Bad input through the page's API: the GemError code each case was refused with ('none' if it was not). */

@@ -182,7 +182,10 @@ export class ClientService {
     try {
       if (mode === 'tail') {
         const lastN = opts.lastN === undefined ? undefined : int(opts.lastN, 'opts.lastN')
-        sub.handle = await this.api.tail(topic, lastN !== undefined ? { lastN } : {}, records => { this.queue(session, sid, sub, tailDeliveries(records)) }, onEnd)
+        // A peer switching servers or feeds says where it stopped: the tail replays from there, so the switch loses nothing.
+        const resume = req.resume === undefined ? undefined : offsetList(req.resume, 'resume')
+        const tailOpts = { ...(lastN !== undefined ? { lastN } : {}), ...(resume !== undefined ? { from: resume } : {}) }
+        sub.handle = await this.api.tail(topic, tailOpts, records => { this.queue(session, sid, sub, tailDeliveries(records)) }, onEnd)
       } else {
         const { group, from, maxInFlight, ackWaitMs, maxDeliver, backoffMs, maxBackoffMs } = opts
         const consumerOpts: ConsumerOptions = Object.fromEntries(Object.entries({ group, from, maxInFlight, ackWaitMs, maxDeliver, backoffMs, maxBackoffMs }).filter(([, v]) => v !== undefined))
@@ -194,7 +197,7 @@ export class ClientService {
       throw err
     }
     if (sub.closed || this.sessions.get(session.peer) !== session) { sub.handle.close(); session.subs.delete(sid) }
-    return { group: (sub.handle as Partial<ConsumerHandle>).group ?? null }
+    return { group: (sub.handle as Partial<ConsumerHandle>).group ?? null, from: (sub.handle as Partial<TailHandle>).from ?? null }
   }
 
   private async topics (req: Record<string, unknown>): Promise<unknown> {
@@ -310,6 +313,14 @@ function str (v: unknown, what: string): string {
 function int (v: unknown, what: string): number {
   if (!Number.isSafeInteger(v) || (v as number) < 0) throw new GemError('BAD_REQUEST', `${what} must be a non-negative integer`)
   return v as number
+}
+
+/** Resume points: one per partition, a non-negative offset or null (live from now); at most 1024 partitions. */
+function offsetList (v: unknown, what: string): Array<number | null> {
+  if (!Array.isArray(v) || v.length > 1024 || v.some(x => x !== null && (!Number.isSafeInteger(x) || x < 0))) {
+    throw new GemError('BAD_REQUEST', `${what} must be an array of non-negative integer offsets or nulls, one per partition`)
+  }
+  return v as Array<number | null>
 }
 
 function stringList (v: unknown, what: string): string[] {

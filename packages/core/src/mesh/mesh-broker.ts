@@ -2,7 +2,7 @@
 // to the partition leader from any node; reads, tails and groups are served by the local broker from applied records.
 import type { Broker } from '../broker.ts'
 import type {
-  AckResult, BrokerApi, BrokerStats, ConsumerHandle, ConsumerOptions, Delivery, PullOptions, ReadResult, TailHandle,
+  AckResult, BrokerApi, BrokerStats, ConsumerHandle, ConsumerOptions, Delivery, PullOptions, ReadResult, TailHandle, TailOptions,
   TopicConfig, TopicInfo,
 } from '../broker-types.ts'
 import type { Clock } from '../clock.ts'
@@ -418,7 +418,7 @@ export class MeshBroker implements BrokerApi {
     if (def === undefined) return this.local.hasTopic(topic) ? this.self : null
     return def.replicas[0].length === 1 ? def.replicas[0][0] : this.service.leaderOf(topic, 0)
   }
-  tail (topic: string, opts: { lastN?: number }, onRecords: (records: GemRecord[]) => void, onEnd?: (err: GemError) => void): Promise<TailHandle> { return this.local.tail(topic, opts, onRecords, onEnd) }
+  tail (topic: string, opts: TailOptions, onRecords: (records: GemRecord[]) => void, onEnd?: (err: GemError) => void): Promise<TailHandle> { return this.local.tail(topic, opts, onRecords, onEnd) }
   stats (): BrokerStats { return this.local.stats() }
 
   async close (): Promise<void> {
