@@ -56,10 +56,11 @@ export async function statusCommand (flags: { url?: string, json?: boolean }): P
     out.push(table(rows).trimEnd())
   }
   if (partitions.length > 0) {
-    const rows = [['  PARTITION', 'LEADER', 'EPOCH', 'END', 'REPLICAS (lag behind the leader)']]
+    const moving = partitions.some(p => p.moving !== undefined)
+    const rows = [['  PARTITION', 'LEADER', 'EPOCH', 'END', 'REPLICAS (lag behind the leader)', ...(moving ? ['MOVING'] : [])]]
     for (const p of partitions) {
       rows.push([`  ${p.topic}/${p.partition}`, p.leader ?? '(election)', String(p.epoch), p.end === undefined ? '-' : String(p.end),
-        p.replicas.map(r => `${r.id}${r.id === p.leader ? '*' : ''}:${r.lag ?? '?'}`).join(' ')])
+        p.replicas.map(r => `${r.id}${r.id === p.leader ? '*' : ''}:${r.lag ?? '?'}`).join(' '), ...(moving ? [describeMove(p.moving)] : [])])
     }
     out.push(table(rows).trimEnd())
   }
@@ -68,7 +69,25 @@ export async function statusCommand (flags: { url?: string, json?: boolean }): P
 }
 
 interface ClusterNode { id: string, state?: string, role?: string, http_url?: string, load?: number | null }
-interface ClusterPartition { topic: string, partition: number, leader: string | null, replicas: string[], epoch: number, offsets?: { high?: number, end?: number } }
+interface ClusterPartition { topic: string, partition: number, leader: string | null, replicas: string[], epoch: number, offsets?: { high?: number, end?: number }, moving?: PartitionMoveStatus }
+
+/** A replica move under way, as the partition's leader reports it in /cluster. */
+export interface PartitionMoveStatus {
+  step?: string
+  peer?: string | null
+  target?: Array<string | null>
+  cause?: string
+  learners: string[]
+}
+
+/** One cell: what the move does now (step and peer), why, and the replicas still catching up. */
+export function describeMove (m: PartitionMoveStatus | undefined): string {
+  if (m === undefined) return '-'
+  const parts: string[] = []
+  if (m.step !== undefined) parts.push(`${m.step}${m.peer != null ? ` ${m.peer}` : ''}${m.cause !== undefined ? ` (${m.cause})` : ''}`)
+  if (m.learners.length > 0) parts.push(`learners ${m.learners.join(',')}`)
+  return parts.join('; ') || '-'
+}
 
 export interface PartitionStatus {
   topic: string
@@ -78,6 +97,8 @@ export interface PartitionStatus {
   /** The leader's log end. */
   end?: number
   replicas: Array<{ id: string, end?: number, lag?: number }>
+  /** A replica move under way (the leader's view), absent when none. */
+  moving?: PartitionMoveStatus
 }
 
 /** Joins every node's view of every partition: the leader's log end, and how far each replica's log end is behind it. */
@@ -92,6 +113,7 @@ export function meshPartitions (nodes: ClusterNode[], views: unknown[]): Partiti
   return [...keys.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, p]) => {
     const endOf = (id: string): number | undefined => { const v = byNode.get(id)?.get(k); return v?.offsets?.end ?? v?.offsets?.high }
     const end = p.leader !== null ? endOf(p.leader) : undefined
+    const moving = p.leader !== null ? byNode.get(p.leader)?.get(k)?.moving : undefined
     return {
       topic: p.topic,
       partition: p.partition,
@@ -99,6 +121,7 @@ export function meshPartitions (nodes: ClusterNode[], views: unknown[]): Partiti
       epoch: Math.max(...p.replicas.map(id => byNode.get(id)?.get(k)?.epoch ?? 0), p.epoch),
       ...(end !== undefined ? { end } : {}),
       replicas: p.replicas.map(id => { const e = endOf(id); return { id, ...(e !== undefined ? { end: e } : {}), ...(e !== undefined && end !== undefined ? { lag: Math.max(0, end - e) } : {}) } }),
+      ...(moving !== undefined ? { moving: { ...moving, learners: moving.learners ?? [] } } : {}),
     }
   })
 }
