@@ -8,6 +8,7 @@ import { EXIT_USAGE, exitCodeFor, printError, UsageError } from './errors.ts'
 import { DEFAULT_URL } from './http-client.ts'
 import { VERSION } from './version.ts'
 import { publishCommand } from './publish.ts'
+import { tuneServerProcess } from './server-process.ts'
 import { statusCommand } from './status.ts'
 import { subscribeCommand } from './subscribe.ts'
 import { createTopicCommand, deleteTopicCommand, listTopicsCommand } from './topics.ts'
@@ -152,6 +153,8 @@ export async function runCli (argv: string[] = process.argv, signal: AbortSignal
 
 /** The process entry (used by bin/gem.js and `node main.ts`): runs the CLI and exits with its code. */
 export async function main (): Promise<never> {
+  // A server process tunes its allocators first (it may re-execute itself, keeping its pid): server-process.ts says why.
+  if (process.argv[2] === 'start') tuneServerProcess()
   const ac = new AbortController()
   // Ctrl-C ends `gem subscribe` with exit 0; `gem start` installs its own handlers for a graceful stop,
   // and every other command keeps Node's default (die at once: nothing to clean up).
