@@ -1,12 +1,13 @@
 // `npm run bench -- tiers`: tiered storage. Ingest msg/s of one node with offload to S3 (fauxqs) on and off, node RSS
 // and local disk bytes with 1M retained messages, and cold reads from S3 against reads of the same log from LevelDB.
-import { execSync, spawn } from 'node:child_process'
+import { execSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Broker, TieredStore } from '../packages/core/src/index.ts'
 import { openLevelTier } from '../packages/node/src/storage/leveldb-tier.ts'
 import { openS3Tier } from '../packages/node/src/storage/s3-tier.ts'
+import { startEmbeddedS3Process } from '../packages/node/src/storage/embedded-s3-process.ts'
 import { api, startGem, tempDataDir } from '../test/support/gem-process.ts'
 import { waitFor } from '../packages/core/test/wait-for.ts'
 import { pipelinedPublish } from './lib/ws-client.ts'
@@ -25,7 +26,19 @@ function duBytes (dir: string): number {
   return Number(execSync(`du -sb ${JSON.stringify(dir)}`).toString().split('\t')[0])
 }
 
-interface IngestRun { rate: number, acked: number, rssMiB: number, anonMiB: number, localDiskBytes: number, dataDir: string, remove(): void }
+interface IngestRun { rate: number, acked: number, rssMiB: number, afterLoadMiB: number, anonMiB: number, memory: Record<string, number>, localDiskBytes: number, dataDir: string, remove(): void }
+
+/** Where the node's memory is, from its /metrics (prom-client's defaults): V8 heap (and its young generation) and external (Buffers). */
+async function memoryParts (url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(url + '/metrics')).text()
+  const value = (re: RegExp): number => { const m = re.exec(text); return m === null ? Number.NaN : Math.round(Number(m[1]) / MiB * 10) / 10 }
+  return {
+    heap_total_mib: value(/^nodejs_heap_size_total_bytes (\S+)/m),
+    heap_used_mib: value(/^nodejs_heap_size_used_bytes (\S+)/m),
+    young_gen_mib: value(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)/m),
+    external_mib: value(/^nodejs_external_memory_bytes (\S+)/m),
+  }
+}
 
 /** One node, one topic, `count` pipelined 256-byte publishes; the data directory is kept for the read phase. */
 async function ingest (count: number, args: string[], settle?: (url: string) => Promise<void>): Promise<IngestRun> {
@@ -35,16 +48,18 @@ async function ingest (count: number, args: string[], settle?: (url: string) => 
     await api(node.url, 'POST', '/topics', { name: 'tiers' })
     const r = await pipelinedPublish(node.url, 'tiers', count, PAYLOAD, 2048, 180_000)
     await settle?.(node.url)
-    // RSS once the node idles (as the memory suite measures it): V8 gives back heap grown under load only after a while.
+    // RSS once the node idles: V8's memory reducer gives back heap grown under load only after several quiet seconds,
+    // so idle is when RSS has not dropped for 3 s in a row (at most 30 s); the figure right after the load is kept too.
     const pid = node.child.pid!
-    let idle = rssMiB(pid)
-    for (const until = Date.now() + 15_000; Date.now() < until;) {
+    const afterLoad = rssMiB(pid)
+    let idle = afterLoad
+    for (let quiet = 0, until = Date.now() + 30_000; quiet < 3 && Date.now() < until;) {
       await new Promise(resolve => setTimeout(resolve, 1000))
       const now = rssMiB(pid)
-      if (now >= idle - 1) { idle = Math.min(idle, now); break }
-      idle = now
+      quiet = now >= idle - 1 ? quiet + 1 : 0
+      idle = Math.min(idle, now)
     }
-    return { rate: r.rate, acked: r.acked, rssMiB: idle, anonMiB: rssMiB(pid, 'RssAnon'), localDiskBytes: duBytes(join(data.dir, 'log')), dataDir: data.dir, remove: data.remove }
+    return { rate: r.rate, acked: r.acked, rssMiB: idle, afterLoadMiB: afterLoad, anonMiB: rssMiB(pid, 'RssAnon'), memory: await memoryParts(node.url), localDiskBytes: duBytes(join(data.dir, 'log')), dataDir: data.dir, remove: data.remove }
   } catch (err) {
     data.remove()
     throw err
@@ -76,14 +91,7 @@ export async function tiersSuite (report: Report, scale: number): Promise<void> 
   const count = Math.round(1_000_000 * scale)
   const s3dir = mkdtempSync(join(tmpdir(), 'gem-bench-s3-'))
   // S3 (fauxqs) runs in its own process, as a remote S3 would not share the load generator's event loop.
-  const s3child = spawn(process.execPath, [join(import.meta.dirname, 'lib/s3-process.ts'), s3dir], { stdio: ['pipe', 'pipe', 'inherit'] })
-  const s3 = {
-    endpoint: await new Promise<string>((resolve, reject) => {
-      s3child.stdout!.once('data', d => resolve(JSON.parse(String(d)).endpoint))
-      s3child.once('exit', code => reject(new Error(`the S3 stand-in exited (${code})`)))
-    }),
-    credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
-  }
+  const s3 = await startEmbeddedS3Process({ dir: s3dir })
   const budgets = ['--hot-bytes', String(16 * MiB), '--segment-bytes', String(4 * MiB)]
   const runs: IngestRun[] = []
   try {
@@ -109,7 +117,7 @@ export async function tiersSuite (report: Report, scale: number): Promise<void> 
       messages: on.acked, rounds: onRates.map(Math.round).join('/'), ratio_vs_baseline: mean(onRates) / mean(offRates), offload_cost_pct: (1 - mean(onRates) / mean(offRates)) * 100, target_cost_pct: 15,
     })
     const perMillion = 1_000_000 / on.acked
-    report('tiers', `node RSS idle after ingest, ${on.acked} msgs retained (offload on)`, on.rssMiB, 'MiB', { baseline_offload_off_mib: off.rssMiB, anon_mib: on.anonMiB, baseline_anon_mib: off.anonMiB, target_mib: 256 })
+    report('tiers', `node RSS idle after ingest, ${on.acked} msgs retained (offload on)`, on.rssMiB, 'MiB', { baseline_offload_off_mib: off.rssMiB, right_after_load_mib: on.afterLoadMiB, baseline_right_after_load_mib: off.afterLoadMiB, anon_mib: on.anonMiB, baseline_anon_mib: off.anonMiB, ...on.memory, target_mib: 256 })
     report('tiers', 'local disk bytes per 1M retained msgs (offload on)', on.localDiskBytes * perMillion, 'B', { mib: on.localDiskBytes * perMillion / MiB, baseline_offload_off_mib: off.localDiskBytes * (1_000_000 / off.acked) / MiB })
 
     // Cold reads: the offloaded node's log, opened again in this process, read from offset 0 through the chain.
@@ -125,9 +133,7 @@ export async function tiersSuite (report: Report, scale: number): Promise<void> 
     report('tiers', 'cold read from offset 0, mostly from S3', c.rate, 'msg/s', { messages: c.read, ratio_vs_baseline: c.rate / b.rate, target_msg_s: 100_000 })
   } finally {
     for (const r of runs) r.remove()
-    const exited = new Promise(resolve => s3child.once('exit', resolve))
-    s3child.kill('SIGTERM')
-    await exited
+    await s3.stop()
     rmSync(s3dir, { recursive: true, force: true })
   }
 }

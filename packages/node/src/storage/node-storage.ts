@@ -7,7 +7,7 @@ import type { Registry } from 'prom-client'
 import type { GemConfig } from '../config.ts'
 import type { Logger } from '../logger.ts'
 import { tierMetrics } from './tier-metrics.ts'
-import { startEmbeddedS3 } from './embedded-s3.ts'
+import { startEmbeddedS3Process } from './embedded-s3-process.ts'
 import type { EmbeddedS3 } from './embedded-s3.ts'
 import { openS3Tier } from './s3-tier.ts'
 import type { S3Tier, S3TierOptions } from './s3-tier.ts'
@@ -37,8 +37,10 @@ export async function openNodeStorage (opts: OpenNodeStorageOptions): Promise<No
   let cold: NodeStorage['cold']
   const external = config.s3Endpoint !== '' || config.s3Bucket !== ''
   if (config.s3 === 'embedded' || (config.s3 === 'auto' && !external)) {
-    embedded = await startEmbeddedS3({ dir: join(config.dataDir, 's3') })
-    logger.info({ endpoint: embedded.endpoint, dir: join(config.dataDir, 's3') }, 'embedded S3 stand-in (fauxqs) listening')
+    // In a child process: in this one its objects and buffers would count in the node's memory (and share its event loop).
+    const child = await startEmbeddedS3Process({ dir: join(config.dataDir, 's3') })
+    embedded = child
+    logger.info({ endpoint: child.endpoint, dir: join(config.dataDir, 's3'), pid: child.pid }, 'embedded S3 stand-in (fauxqs) listening in its own process')
   }
   if (config.s3 !== 'none') {
     const endpoint = embedded?.endpoint ?? (config.s3Endpoint === '' ? undefined : config.s3Endpoint)
