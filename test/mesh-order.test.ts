@@ -37,3 +37,41 @@ test('pipelined publishes on one connection to a follower are stored in the orde
     }
   })
 })
+
+// SIGKILL: in-flight forwards fail and wait for an election. SIGTERM: the stopping leader hands leadership off first, so
+// the new leader is known at once and publishes arriving meanwhile could overtake the ones being retried.
+for (const how of ['SIGKILL', 'SIGTERM'] as const) {
+  test(`a leader stopped by ${how} under a pipelined producer: the survivors store every acknowledged publish once, in the order sent`, { timeout: 120_000 }, async () => {
+    await withMeshProcesses(3, async ({ nodes, ids }) => {
+      assert.equal((await api(nodes[0].url, 'POST', '/topics', { name: 'seqkill', partitions: 1, replication: 3 })).status, 201)
+      const leader = ids.indexOf(await agreedLeader(nodes, 'seqkill'))
+      const entry = nodes[(leader + 1) % 3]
+      const ws = new WebSocket(entry.url.replace(/^http/, 'ws') + '/ws')
+      try {
+        await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
+        const n = 4000
+        const acked = new Set<number>()
+        const errors: string[] = []
+        let killed: Promise<void> | undefined
+        ws.on('message', (data: Buffer) => {
+          const m = JSON.parse(data.toString()) as { type: string, request_id?: number, error?: { code: string } }
+          if (m.type === 'ack') acked.add(m.request_id!)
+          if (m.type === 'error') errors.push(m.error?.code ?? '?')
+          // Mid-stream, with hundreds of publishes in flight to it, the leader dies.
+          if (acked.size === 1000 && killed === undefined) killed = how === 'SIGKILL' ? nodes[leader].kill() : nodes[leader].stop().then(() => {})
+        })
+        for (let i = 0; i < n; i++) ws.send(JSON.stringify({ type: 'publish', topic: 'seqkill', message: { payload: `p-${i}`, id: `k-${i}` }, request_id: i }))
+        await waitFor(() => acked.size + errors.length >= n, 'every publish answered', 90_000)
+        await killed
+        const stored = await readAll(entry.url, 'seqkill', 0)
+        const sent = stored.map(m => Number(String(m.payload).slice(2)))
+        assert.equal(new Set(sent).size, sent.length, 'no publish stored twice')
+        for (const i of acked) assert.ok(sent.includes(i), `acknowledged publish ${i} is stored`)
+        const firstOutOfOrder = sent.findIndex((v, i) => i > 0 && v < sent[i - 1])
+        assert.equal(firstOutOfOrder, -1, `offset ${firstOutOfOrder} holds p-${sent[firstOutOfOrder]} after p-${sent[firstOutOfOrder - 1]} (${errors.length} errors: ${[...new Set(errors)].join(', ')})`)
+      } finally {
+        ws.terminate()
+      }
+    })
+  })
+}

@@ -17,6 +17,7 @@ import type { StorageTier } from '../store/tier.ts'
 import { assertTopicName } from '../topic-name.ts'
 import { decodeHeadBody, encodeHeadBody } from '../head-body.ts'
 import { GroupRouter } from './group-router.ts'
+import { PublishOrder } from './publish-order.ts'
 import type { PartitionReplicaView, ReplicationService } from './replication-service.ts'
 import type { MeshTransport } from './transport.ts'
 
@@ -95,6 +96,7 @@ export class MeshBroker implements BrokerApi {
   private readonly nextPartition = new Map<string, number>()
   private readonly batches = new Map<string, Array<{ record: GemRecord, resolve: (r: PublishResult) => void, reject: (e: unknown) => void }>>()
   private readonly inFlightIds = new Map<string, Promise<PublishResult>>()
+  private readonly order: PublishOrder
   private readonly offs: Array<() => void> = []
   private readonly groups: GroupRouter
   /** Topics between their local creation and their saved definition (see adoptLocalTopics). */
@@ -110,6 +112,7 @@ export class MeshBroker implements BrokerApi {
     this.service = options.replication
     this.servers = options.servers
     this.clock = options.clock ?? systemClock
+    this.order = new PublishOrder(this.clock, RETRY_MS)
     this.opts = {
       autoCreateTopics: options.autoCreateTopics ?? false,
       defaultPartitions: options.defaultPartitions ?? 1,
@@ -245,28 +248,36 @@ export class MeshBroker implements BrokerApi {
     const deadline = this.clock.now() + this.opts.publishTimeoutMs
     const replicas = def.replicas[partition]
     let hint: string | null = null
-    let turn = 0
+    let next = 0
     let lastError: GemError | undefined
-    for (;;) {
-      const target: string = replicas.length === 1 ? replicas[0] : (this.service.leaderOf(topic, partition) ?? hint ?? replicas[turn++ % replicas.length])
-      try {
-        if (target === this.self) return await this.publishHere(def, partition, { ...input, partition, id })
-        const answer = await this.forward(target, topic, { ...input, partition, id })
-        if (answer.ok) return answer.result
-        lastError = new GemError(answer.code, answer.message)
-        if (answer.code !== 'NOT_LEADER') throw lastError
-        hint = answer.leader !== target ? answer.leader : null
-      } catch (err) {
-        const e = toGemError(err)
-        if (!['NOT_LEADER', 'PEER_UNREACHABLE', 'TIMEOUT', 'UNAVAILABLE', 'CLOSED'].includes(e.code) || this.closed) throw e
-        if (e.code === 'CLOSED' && target === this.self) throw e
-        lastError = e
-        hint = null
+    // Retries keep this partition's publishes in the order they reached this node (a pipelined producer's order).
+    const turn = this.order.open(`${topic}/${partition}`)
+    try {
+      const ready = this.order.ready(turn)
+      if (ready !== undefined) await ready
+      for (;;) {
+        const target: string = replicas.length === 1 ? replicas[0] : (this.service.leaderOf(topic, partition) ?? hint ?? replicas[next++ % replicas.length])
+        try {
+          if (target === this.self) return await this.publishHere(def, partition, { ...input, partition, id })
+          const answer = await this.forward(target, topic, { ...input, partition, id })
+          if (answer.ok) return answer.result
+          lastError = new GemError(answer.code, answer.message)
+          if (answer.code !== 'NOT_LEADER') throw lastError
+          hint = answer.leader !== target ? answer.leader : null
+        } catch (err) {
+          const e = toGemError(err)
+          if (!['NOT_LEADER', 'PEER_UNREACHABLE', 'TIMEOUT', 'UNAVAILABLE', 'CLOSED'].includes(e.code) || this.closed) throw e
+          if (e.code === 'CLOSED' && target === this.self) throw e
+          lastError = e
+          hint = null
+        }
+        if (this.clock.now() + RETRY_MS > deadline) {
+          throw new GemError('NO_QUORUM', `no leader for ${topic}/${partition} acknowledged within ${this.opts.publishTimeoutMs} ms (last: ${lastError?.code ?? 'none'} ${lastError?.message ?? ''})`)
+        }
+        await this.order.retry(turn)
       }
-      if (this.clock.now() + RETRY_MS > deadline) {
-        throw new GemError('NO_QUORUM', `no leader for ${topic}/${partition} acknowledged within ${this.opts.publishTimeoutMs} ms (last: ${lastError?.code ?? 'none'} ${lastError?.message ?? ''})`)
-      }
-      await new Promise<void>(resolve => this.clock.setTimer(RETRY_MS, resolve))
+    } finally {
+      this.order.done(turn)
     }
   }
 
