@@ -4,17 +4,29 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
 import { api, readAll } from './support/gem-process.ts'
+import type { GemProcess } from './support/gem-process.ts'
 import { agreedLeader, withMeshProcesses } from './support/mesh.ts'
 import { waitFor } from '../packages/core/test/wait-for.ts'
 
+/** A one-partition topic replicated on all three nodes, and an open WebSocket to a follower of its leader. */
+async function producerOnFollower (nodes: GemProcess[], ids: string[], topic: string): Promise<{ ws: WebSocket, leader: number, entry: GemProcess }> {
+  assert.equal((await api(nodes[0].url, 'POST', '/topics', { name: topic, partitions: 1, replication: 3 })).status, 201)
+  const leader = ids.indexOf(await agreedLeader(nodes, topic))
+  const entry = nodes[(leader + 1) % 3]
+  const ws = new WebSocket(entry.url.replace(/^http/, 'ws') + '/ws')
+  try {
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
+  } catch (err) {
+    ws.terminate()
+    throw err
+  }
+  return { ws, leader, entry }
+}
+
 test('pipelined publishes on one connection to a follower are stored in the order sent', { timeout: 120_000 }, async () => {
   await withMeshProcesses(3, async ({ nodes, ids }) => {
-    assert.equal((await api(nodes[0].url, 'POST', '/topics', { name: 'seq', partitions: 1, replication: 3 })).status, 201)
-    const leader = ids.indexOf(await agreedLeader(nodes, 'seq'))
-    const follower = nodes[(leader + 1) % 3]
-    const ws = new WebSocket(follower.url.replace(/^http/, 'ws') + '/ws')
+    const { ws, leader } = await producerOnFollower(nodes, ids, 'seq')
     try {
-      await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
       const n = 5000
       let acked = 0
       const errors: string[] = []
@@ -43,12 +55,8 @@ test('pipelined publishes on one connection to a follower are stored in the orde
 for (const how of ['SIGKILL', 'SIGTERM'] as const) {
   test(`a leader stopped by ${how} under a pipelined producer: the survivors store every acknowledged publish once, in the order sent`, { timeout: 120_000 }, async () => {
     await withMeshProcesses(3, async ({ nodes, ids }) => {
-      assert.equal((await api(nodes[0].url, 'POST', '/topics', { name: 'seqkill', partitions: 1, replication: 3 })).status, 201)
-      const leader = ids.indexOf(await agreedLeader(nodes, 'seqkill'))
-      const entry = nodes[(leader + 1) % 3]
-      const ws = new WebSocket(entry.url.replace(/^http/, 'ws') + '/ws')
+      const { ws, leader, entry } = await producerOnFollower(nodes, ids, 'seqkill')
       try {
-        await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject) })
         const n = 4000
         const acked = new Set<number>()
         const errors: string[] = []

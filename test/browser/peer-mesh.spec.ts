@@ -19,26 +19,34 @@ async function newPeerPage (browser: Browser, name: string, bootstrap: string[])
   return page
 }
 
+/**
+ * A new replicated topic and two pages tailing it live: A (bootstrapped from gateway urls) and B (from multiaddrs),
+ * B fed by A over direct WebRTC once A holds a relay reservation. Waits until B has joined A's feed.
+ */
+async function feedingPair (browser: Browser, topic: string, prefix: string): Promise<{ a: Page, b: Page }> {
+  const [first, second, third] = nodes
+  expect((await api(first.url, 'POST', '/topics', { name: topic, partitions: 1, replication: 3 })).status).toBe(201)
+  const a = await newPeerPage(browser, `${prefix}a-${Date.now()}`, [first.url, second.url, third.url])
+  await a.evaluate(async t => { await peerTest.track('live', t) }, topic)
+  // A can feed others once it holds a relay reservation (its /p2p-circuit/webrtc address, reported to its server).
+  await a.waitForFunction(() => peerTest.relayAddrs().length > 0, undefined, { timeout: 30_000 })
+  const b = await newPeerPage(browser, `${prefix}b-${Date.now()}`, [...await wsAddrs(first.url), ...await wsAddrs(second.url)])
+  await b.evaluate(async t => { await peerTest.track('live', t) }, topic)
+  // The server points B at A; B dials A over WebRTC (signalled through the relay) and takes the topic from it.
+  // 60 s: a hung WebRTC dial costs two 8 s attempts before B asks again (TOOLCHAIN.md), and CI machines are slow.
+  await expect.poll(() => b.evaluate(() => peerTest.stats()?.feeds.joined ?? 0), { timeout: 60_000 }).toBeGreaterThan(0)
+    .catch(async (err: Error) => {
+      throw new Error(`B did not join A's feed (A: ${JSON.stringify(await a.evaluate(() => [peerTest.stats(), peerTest.relayAddrs()]))}, B: ${JSON.stringify(await b.evaluate(() => peerTest.stats()))})\n${err.message}`)
+    })
+  return { a, b }
+}
+
 test('Node publishes reach two pages, one of them fed by the other over direct WebRTC; a page publishes to a Node group', async ({ browser }) => {
   test.setTimeout(90_000)
   const [first, second, third] = nodes
   const topic = 'ticks'
-  expect((await api(first.url, 'POST', '/topics', { name: topic, partitions: 1, replication: 3 })).status).toBe(201)
-  // Page A bootstraps from gateway urls (read through /info), page B from multiaddrs.
-  const a = await newPeerPage(browser, `a-${Date.now()}`, [first.url, second.url, third.url])
-  await a.evaluate(async t => { await peerTest.track('live', t) }, topic)
+  const { a, b } = await feedingPair(browser, topic, '')
   const serverA = await a.evaluate(() => peerTest.server())
-  // A can feed others once it holds a relay reservation (its /p2p-circuit/webrtc address, reported to its server).
-  await a.waitForFunction(() => peerTest.relayAddrs().length > 0, undefined, { timeout: 30_000 })
-  const bootB = [...await wsAddrs(first.url), ...await wsAddrs(second.url)]
-  const b = await newPeerPage(browser, `b-${Date.now()}`, bootB)
-  await b.evaluate(async t => { await peerTest.track('live', t) }, topic)
-  // The server points B at A; B dials A over WebRTC (signalled through the relay) and takes the topic from it.
-  // 60 s: a hung WebRTC dial costs two 8 s attempts before B asks again (TOOLCHAIN.md), and CI machines are slow.
-  await expect.poll(() => b.evaluate(() => peerTest.stats()?.feeds.joined ?? 0), {
-    timeout: 60_000,
-    message: `B joins A's feed (A: ${JSON.stringify(await a.evaluate(() => [peerTest.stats(), peerTest.relayAddrs()]))}, B: ${JSON.stringify(await b.evaluate(() => peerTest.stats()))})`,
-  }).toBeGreaterThan(0)
 
   const n = 50
   for (let i = 0; i < n; i++) {
@@ -101,15 +109,9 @@ test('Node publishes reach two pages, one of them fed by the other over direct W
 
 test('a feed that goes silent: the page it fed goes back to a server, resumes where it stopped and misses nothing', async ({ browser }) => {
   test.setTimeout(90_000)
-  const [first, second, third] = nodes
+  const [, second, third] = nodes
   const topic = 'quiet-feed'
-  expect((await api(first.url, 'POST', '/topics', { name: topic, partitions: 1, replication: 3 })).status).toBe(201)
-  const a = await newPeerPage(browser, `qa-${Date.now()}`, [first.url, second.url, third.url])
-  await a.evaluate(async t => { await peerTest.track('live', t) }, topic)
-  await a.waitForFunction(() => peerTest.relayAddrs().length > 0, undefined, { timeout: 30_000 })
-  const b = await newPeerPage(browser, `qb-${Date.now()}`, [...await wsAddrs(first.url), ...await wsAddrs(second.url)])
-  await b.evaluate(async t => { await peerTest.track('live', t) }, topic)
-  await expect.poll(() => b.evaluate(() => peerTest.stats()?.feeds.joined ?? 0), { timeout: 60_000 }).toBeGreaterThan(0)
+  const { a, b } = await feedingPair(browser, topic, 'q')
   for (let i = 0; i < 5; i++) expect((await api(second.url, 'POST', `/topics/${topic}/messages`, { payload: `early-${i}` })).status).toBe(201)
   await expect.poll(() => b.evaluate(() => peerTest.received('live').length), { timeout: 30_000 }).toBe(5)
   // A's connection to B "hangs": A keeps receiving, B hears nothing, not even heartbeats, and no error says why.
