@@ -17,6 +17,7 @@ export { ReplicationService, REPLICATE_PROTOCOL, MESH_REPLICA_CONFIG } from './r
 export type { PartitionReplicaView, ReplicationServiceOptions } from './replication-service.ts'
 export { MeshBroker, TOPICS_PROTOCOL, PUBLISH_PROTOCOL } from './mesh-broker.ts'
 export { PartitionMover, MOVE_PROTOCOL } from './partition-mover.ts'
+export { RemotePartitions, READ_PROTOCOL } from './remote-partitions.ts'
 export type { PartitionMove, PartitionMoverOptions } from './partition-mover.ts'
 export type { MeshTopic, MeshBrokerOptions } from './mesh-broker.ts'
 export { TierReplicaStore } from '../replication/replica-store.ts'

@@ -18,6 +18,7 @@ import { assertTopicName } from '../topic-name.ts'
 import { decodeHeadBody, encodeHeadBody } from '../head-body.ts'
 import { GroupRouter } from './group-router.ts'
 import { PublishOrder } from './publish-order.ts'
+import { RemotePartitions } from './remote-partitions.ts'
 import type { PartitionReplicaView, ReplicationService } from './replication-service.ts'
 import type { MeshTransport } from './transport.ts'
 
@@ -97,6 +98,7 @@ export class MeshBroker implements BrokerApi {
   private readonly batches = new Map<string, Array<{ record: GemRecord, resolve: (r: PublishResult) => void, reject: (e: unknown) => void }>>()
   private readonly inFlightIds = new Map<string, Promise<PublishResult>>()
   private readonly order: PublishOrder
+  private readonly remote: RemotePartitions
   private readonly offs: Array<() => void> = []
   private readonly groups: GroupRouter
   /** Topics between their local creation and their saved definition (see adoptLocalTopics). */
@@ -113,6 +115,18 @@ export class MeshBroker implements BrokerApi {
     this.servers = options.servers
     this.clock = options.clock ?? systemClock
     this.order = new PublishOrder(this.clock, RETRY_MS)
+    this.remote = new RemotePartitions({
+      transport: this.transport,
+      local: this.local,
+      clock: this.clock,
+      hosts: (topic, partition) => this.holds(topic, partition),
+      replicasOf: (topic, partition) => {
+        const replicas = this.liveDef(topic)?.replicas[partition] ?? []
+        const leader = this.service.leaderOf(topic, partition)
+        return [...new Set([...(leader !== null ? [leader] : []), ...replicas])].filter(r => r !== this.self)
+      },
+      onError: (where, err) => this.onError(where, err),
+    })
     this.opts = {
       autoCreateTopics: options.autoCreateTopics ?? false,
       defaultPartitions: options.defaultPartitions ?? 1,
@@ -136,6 +150,7 @@ export class MeshBroker implements BrokerApi {
     for (const def of this.topics.values()) if (def.deletedAt === undefined) await this.hostReplicas(def)
     await this.transport.handle(TOPICS_PROTOCOL, (from, frame) => this.onTopicsRequest(from, frame))
     await this.transport.handle(PUBLISH_PROTOCOL, (_from, frame) => this.onPublishRequest(frame))
+    await this.remote.start()
     await this.groups.start()
     this.offs.push(this.transport.on('connect', peer => { void this.syncFrom(peer) }))
     await Promise.all(this.transport.peers().map(p => this.syncFrom(p)))
@@ -364,6 +379,22 @@ export class MeshBroker implements BrokerApi {
 
   private readonly localOnly = new WeakMap<MeshTopic, boolean>()
 
+  /** Whether this node holds a replica of the partition (its log is then the committed log; else a copy or nothing). */
+  private holds (topic: string, partition: number): boolean {
+    const def = this.liveDef(topic)
+    const replicas = def?.replicas[partition]
+    return replicas === undefined || replicas.includes(this.self)
+  }
+
+  /** Partitions of `topic` this node holds no replica of: reads and tails of them are served by a node that does. */
+  private remotePartitions (topic: string): number[] {
+    const def = this.liveDef(topic)
+    if (def === undefined) return []
+    const out: number[] = []
+    for (let p = 0; p < def.partitions; p++) if (!def.replicas[p].includes(this.self)) out.push(p)
+    return out
+  }
+
   private allLocal (def: MeshTopic): boolean {
     let v = this.localOnly.get(def)
     if (v === undefined) { v = def.replicas.every(r => r.length === 1 && r[0] === this.self); this.localOnly.set(def, v) }
@@ -389,7 +420,10 @@ export class MeshBroker implements BrokerApi {
 
   // ---- everything else is the local broker's ---------------------------------------------------
 
-  read (topic: string, partition: number, from: number, limit: number): Promise<ReadResult> { return this.local.read(topic, partition, from, limit) }
+  async read (topic: string, partition: number, from: number, limit: number): Promise<ReadResult> {
+    if (this.holds(topic, partition)) return await this.local.read(topic, partition, from, limit)
+    return await this.remote.read(topic, partition, from, limit)
+  }
 
   /** Durable groups are served by the topic's home node (GroupRouter); an ephemeral group is a local tail with acks. */
   async consume (topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void, onEnd?: (err: GemError) => void): Promise<ConsumerHandle> {
@@ -429,7 +463,43 @@ export class MeshBroker implements BrokerApi {
     if (def === undefined) return this.local.hasTopic(topic) ? this.self : null
     return def.replicas[0].length === 1 ? def.replicas[0][0] : this.service.leaderOf(topic, 0)
   }
-  tail (topic: string, opts: TailOptions, onRecords: (records: GemRecord[]) => void, onEnd?: (err: GemError) => void): Promise<TailHandle> { return this.local.tail(topic, opts, onRecords, onEnd) }
+  async tail (topic: string, opts: TailOptions, onRecords: (records: GemRecord[]) => void, onEnd?: (err: GemError) => void): Promise<TailHandle> {
+    const remote = this.remotePartitions(topic)
+    if (remote.length === 0) return await this.local.tail(topic, opts, onRecords, onEnd)
+    // Partitions held here come from the local log, the others from a replica; each partition once, in offset order.
+    const away = new Set(remote)
+    const next: number[] = []
+    const emit = (records: GemRecord[]): void => {
+      const out = records.filter(r => {
+        if (r.offset < (next[r.partition] ?? 0)) return false
+        next[r.partition] = r.offset + 1
+        return true
+      })
+      if (out.length > 0) onRecords(out)
+    }
+    let ended = false
+    const parts: Array<{ close(): void }> = []
+    const end = (err: GemError): void => {
+      if (ended) return
+      ended = true
+      for (const h of parts) h.close()
+      onEnd?.(err)
+    }
+    const here = await this.local.tail(topic, opts, records => { emit(records.filter(r => !away.has(r.partition))) }, end)
+    parts.push(here)
+    const from = [...(here.from ?? [])]
+    try {
+      for (const p of remote) {
+        const f = await this.remote.follow(topic, p, opts.from?.[p] ?? null, opts.lastN ?? 0, emit, end)
+        parts.push(f)
+        from[p] = f.from
+      }
+    } catch (err) {
+      for (const h of parts) h.close()
+      throw err
+    }
+    return { close: () => { ended = true; for (const h of parts) h.close() }, from }
+  }
   stats (): BrokerStats { return this.local.stats() }
 
   async close (): Promise<void> {
@@ -439,6 +509,7 @@ export class MeshBroker implements BrokerApi {
     for (const off of this.offs.splice(0)) off()
     await this.transport.unhandle(TOPICS_PROTOCOL).catch(() => {})
     await this.transport.unhandle(PUBLISH_PROTOCOL).catch(() => {})
+    await this.remote.stop()
     await this.groups.close()
     await this.service.close()
   }
