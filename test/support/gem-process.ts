@@ -20,6 +20,13 @@ export interface GemProcess {
   stop(): Promise<number | null>
 }
 
+/**
+ * Every node this process started and has not seen exit. If the test or bench process itself dies (an uncaught error
+ * skips its `finally` blocks), the exit hook still SIGKILLs them, so no node outlives the run that started it.
+ */
+const live = new Set<ChildProcess>()
+process.once('exit', () => { for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL') })
+
 export function tempDataDir (prefix = 'gem-test-'): { dir: string, remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix))
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) }
@@ -37,7 +44,8 @@ export async function startGem (dataDir: string, extraArgs: string[] = [], timeo
   let out = ''
   child.stdout!.on('data', d => { out += d })
   child.stderr!.on('data', d => { out += d })
-  const exited = new Promise<number | null>(res => child.once('exit', code => res(code)))
+  live.add(child)
+  const exited = new Promise<number | null>(res => child.once('exit', code => { live.delete(child); res(code) }))
   const deadline = Date.now() + timeoutMs
   let url: string | undefined
   while (url === undefined) {
