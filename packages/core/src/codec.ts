@@ -49,7 +49,7 @@ const MAX_U32 = 0xFFFFFFFF
 
 const encoder = new TextEncoder()
 // fatal: invalid UTF-8 inside a frame that passed its CRC was written that way; refuse, never patch it.
-const decoder = new TextDecoder('utf-8', { fatal: true })
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 // ---------------------------------------------------------------------------------------- encoding
 

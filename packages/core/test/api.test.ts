@@ -166,3 +166,8 @@ describe('createGem', () => {
   })
 })
 
+
+test('payloadText keeps a leading byte order mark: a string payload comes back exactly as it was published', async () => {
+  const { payloadText } = await import('../src/api/payload.ts')
+  assert.equal(payloadText(new TextEncoder().encode('\uFEFFhello')), '\uFEFFhello')
+})

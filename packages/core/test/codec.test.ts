@@ -117,6 +117,12 @@ describe('codec round trip', () => {
     }), RUNS)
   })
 
+  test('a leading U+FEFF (byte order mark) in any string survives: decoders must not strip it (found by the property test)', () => {
+    const r = sample(3, { id: '\uFEFFid', key: '\uFEFF', headers: { '': '\uFEFF', '\uFEFFk': '\uFEFF\uFEFFv' } })
+    assert.deepStrictEqual(decodeRecord(encodeRecord(r)), r)
+    assert.deepStrictEqual(decodeRecords(encodeRecords([r, r])), [r, r])
+  })
+
   test('optional fields are absent, not undefined, when they were not given', () => {
     const [r] = decodeRecords(encodeRecords([sample(1)]))
     assert.ok(!('key' in r) && !('producerId' in r) && !('sequence' in r))

@@ -5,7 +5,7 @@ import { GemError } from '../errors.ts'
 export const ENCODING_HEADER = 'gem-encoding'
 
 const te = new TextEncoder()
-const td = new TextDecoder()
+const td = new TextDecoder('utf-8', { ignoreBOM: true })
 
 /**
  * Bytes are copied: the broker keeps recent records decoded in memory, so a caller reusing its
