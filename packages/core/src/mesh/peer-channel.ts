@@ -448,7 +448,13 @@ export class Libp2pMeshTransport implements MeshTransport {
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => { reject(new Error(`dial timed out after ${this.#dialTimeoutMs} ms`)) }, this.#dialTimeoutMs + 250)
     })
-    const dial = this.node.dialProtocol(peer, protocol, { signal, runOnLimitedConnection: true })
+    // An open direct (unlimited) connection first, the newest: libp2p may otherwise pick a relayed one, which is for
+    // signalling — a stream on it lives only as long as the relay's circuit and its data and time limits, and a feed
+    // between two browsers was seen going silent that way while their direct WebRTC connection was up.
+    const direct = this.node.getConnections(peer).filter(c => c.status === 'open' && c.limits === undefined)
+    const dial = direct.length > 0
+      ? direct[direct.length - 1].newStream(protocol, { signal })
+      : this.node.dialProtocol(peer, protocol, { signal, runOnLimitedConnection: true })
     try {
       return await Promise.race([dial, deadline])
     } catch (err) {
