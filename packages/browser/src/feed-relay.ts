@@ -99,6 +99,10 @@ export class FeedRelay {
     const topics = this.feeders.get(feeder)
     if (topics === undefined || !topics.delete(topic)) return
     if (topics.size === 0) { this.feeders.delete(feeder); this.heard.delete(feeder) }
+    this.askStop(feeder, topic)
+  }
+
+  private askStop (feeder: string, topic: string): void {
     void this.host.request(feeder, FEED_PROTOCOL, te.encode(JSON.stringify({ op: 'stop', topic })), { timeoutMs: 5_000 }).catch(() => {})
   }
 
@@ -135,10 +139,9 @@ export class FeedRelay {
     for (const [feeder, at] of [...this.heard]) {
       if (now - at <= beat * SILENT_HEARTBEATS) continue
       this.silentFeeds++
-      const topics = [...this.feeders.get(feeder) ?? []]
-      for (const topic of topics) this.leave(feeder, topic) // tells the feeder, in case only its sends are stuck
-      this.heard.delete(feeder)
-      this.options.onFeederLost(feeder, topics)
+      // Tell the feeder too, in case only its sends are stuck.
+      for (const topic of this.feeders.get(feeder) ?? []) this.askStop(feeder, topic)
+      this.lose(feeder)
     }
   }
 

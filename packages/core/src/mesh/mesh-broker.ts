@@ -1,5 +1,5 @@
-// The broker API on the mesh: topics known to every node, partitions placed on replicas by the ring, publishes routed
-// to the partition leader from any node; reads, tails and groups are served by the local broker from applied records.
+// The broker API on the mesh: topics on every node, partitions placed by the ring, publishes routed to the leader from
+// any node; reads and tails from applied records, here or from a replica; groups from the local broker of the topic's home.
 import type { Broker } from '../broker.ts'
 import type {
   AckResult, BrokerApi, BrokerStats, ConsumerHandle, ConsumerOptions, Delivery, PullOptions, ReadResult, TailHandle, TailOptions,
@@ -388,11 +388,8 @@ export class MeshBroker implements BrokerApi {
 
   /** Partitions of `topic` this node holds no replica of: reads and tails of them are served by a node that does. */
   private remotePartitions (topic: string): number[] {
-    const def = this.liveDef(topic)
-    if (def === undefined) return []
-    const out: number[] = []
-    for (let p = 0; p < def.partitions; p++) if (!def.replicas[p].includes(this.self)) out.push(p)
-    return out
+    const partitions = this.liveDef(topic)?.partitions ?? 0
+    return Array.from({ length: partitions }, (_, p) => p).filter(p => !this.holds(topic, p))
   }
 
   private allLocal (def: MeshTopic): boolean {
@@ -466,17 +463,8 @@ export class MeshBroker implements BrokerApi {
   async tail (topic: string, opts: TailOptions, onRecords: (records: GemRecord[]) => void, onEnd?: (err: GemError) => void): Promise<TailHandle> {
     const remote = this.remotePartitions(topic)
     if (remote.length === 0) return await this.local.tail(topic, opts, onRecords, onEnd)
-    // Partitions held here come from the local log, the others from a replica; each partition once, in offset order.
+    // Partitions held here come from the local log, the others from a replica: disjoint sources, each in offset order.
     const away = new Set(remote)
-    const next: number[] = []
-    const emit = (records: GemRecord[]): void => {
-      const out = records.filter(r => {
-        if (r.offset < (next[r.partition] ?? 0)) return false
-        next[r.partition] = r.offset + 1
-        return true
-      })
-      if (out.length > 0) onRecords(out)
-    }
     let ended = false
     const parts: Array<{ close(): void }> = []
     const end = (err: GemError): void => {
@@ -485,12 +473,15 @@ export class MeshBroker implements BrokerApi {
       for (const h of parts) h.close()
       onEnd?.(err)
     }
-    const here = await this.local.tail(topic, opts, records => { emit(records.filter(r => !away.has(r.partition))) }, end)
+    const here = await this.local.tail(topic, opts, records => {
+      const mine = records.filter(r => !away.has(r.partition))
+      if (mine.length > 0) onRecords(mine)
+    }, end)
     parts.push(here)
     const from = [...(here.from ?? [])]
     try {
       for (const p of remote) {
-        const f = await this.remote.follow(topic, p, opts.from?.[p] ?? null, opts.lastN ?? 0, emit, end)
+        const f = await this.remote.follow(topic, p, opts.from?.[p] ?? null, opts.lastN ?? 0, onRecords, end)
         parts.push(f)
         from[p] = f.from
       }
