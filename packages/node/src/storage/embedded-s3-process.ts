@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { GemError } from '@gem-mesh/core'
-import { startEmbeddedS3 } from './embedded-s3.ts'
+import { EMBEDDED_S3_CREDENTIALS, startEmbeddedS3 } from './embedded-s3.ts'
 import type { EmbeddedS3 } from './embedded-s3.ts'
 
 const START_TIMEOUT_MS = 20_000
@@ -44,7 +44,7 @@ export async function startEmbeddedS3Process (opts: { dir: string }): Promise<Em
     endpoint,
     port: Number(new URL(endpoint).port),
     pid: child.pid!,
-    credentials: { accessKeyId: 'gem-local', secretAccessKey: 'gem-local' },
+    credentials: EMBEDDED_S3_CREDENTIALS,
     stop: () => {
       stopped ??= (async () => {
         if (child.exitCode !== null || child.signalCode !== null) return

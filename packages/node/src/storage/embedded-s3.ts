@@ -4,6 +4,9 @@ import { mkdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
+/** The stand-in's fixed credentials: a dev server on 127.0.0.1 holding test data, so they are a name, not a secret. */
+export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: 'gem-local', secretAccessKey: 'gem-local' } as const
+
 export interface EmbeddedS3 {
   /** http://127.0.0.1:PORT */
   endpoint: string
@@ -47,7 +50,7 @@ export async function startEmbeddedS3 (opts: { dir: string, port?: number, host?
   return {
     endpoint: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
-    credentials: { accessKeyId: 'gem-local', secretAccessKey: 'gem-local' },
+    credentials: EMBEDDED_S3_CREDENTIALS,
     stop: () => {
       stopped ??= (async () => {
         try { await app.close() } finally { persistence.close() }
