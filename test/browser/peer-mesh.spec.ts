@@ -67,7 +67,9 @@ test('Node publishes reach two pages, one of them fed by the other over direct W
   const viaB = await b.evaluate(() => peerTest.received('live'))
   const fromBrowser = viaB.filter(r => r.via === 'browser')
   const statsB = await b.evaluate(() => peerTest.stats())
-  expect(fromBrowser.length, `B's deliveries by path: ${JSON.stringify(statsB)}`).toBeGreaterThan(0)
+  // A's side too: whether its sends to B failed (sendFailures) or went out and never arrived.
+  const statsA = await a.evaluate(() => peerTest.stats())
+  expect(fromBrowser.length, `B's deliveries by path: ${JSON.stringify(statsB)}; A: ${JSON.stringify(statsA)}`).toBeGreaterThan(0)
   expect(fromBrowser.every(r => r.from === aId && r.transport === 'webrtc')).toBe(true)
   // From the connection itself: B holds an open, unlimited (not relayed) WebRTC connection to A.
   const conns = await b.evaluate(id => peerTest.connectionsTo(id), aId)

@@ -536,13 +536,18 @@ class BrowserPeerImpl implements BrowserPeer {
 
   /** Where this page's live deliveries of `topic` from a server stand: a browser we start feeding begins there. */
   private livePosition (topic: string): Array<number | null> {
-    for (const s of this.subs.values()) if (s.topic === topic && s.mode === 'tail' && s.onServer !== undefined && !s.closed) return resumePoints(s)
-    return []
+    const s = this.serverTail(topic)
+    return s === undefined ? [] : resumePoints(s)
   }
 
   private receivesFromServer (topic: string): boolean {
-    for (const s of this.subs.values()) if (s.topic === topic && s.mode === 'tail' && s.onServer !== undefined && !s.closed) return true
-    return false
+    return this.serverTail(topic) !== undefined
+  }
+
+  /** A live subscription to `topic` that a server serves (not a feeding browser). */
+  private serverTail (topic: string): RemoteSub | undefined {
+    for (const s of this.subs.values()) if (s.topic === topic && s.mode === 'tail' && s.onServer !== undefined && !s.closed) return s
+    return undefined
   }
 
   private endSub (sub: RemoteSub, err: GemError): void {
