@@ -119,7 +119,8 @@ export function assignPartitions (ring: HashRing, partitions: PartitionSet | Ite
       slotLoad[o] += w
     }
     if (leader < 0 || followers.length < r - 1) {
-      leader = completeOverBudget(ring, set.hashes[k], k, w, r, leader, followers, stamp, weight, background, slotLoad, leaderLoad)
+      leader = completeOverBudget(ring, set.hashes[k], k, w, r, leader, followers, stamp, weight, background, slotLoad, leaderLoad,
+        strictLeaders ? o => leaderLoad[o] + w <= leaderBudget[o] : o => leaderLoad[o] < leaderBudget[o], slotBudget)
     }
     const ids = new Array<string>(r)
     ids[0] = members[leader].id
@@ -140,10 +141,14 @@ function feasible (budget: Float64Array, maxKeyWeight: number, total: number): b
 /**
  * The bounded walk went all the way round without a full replica set: take the missing leader and followers
  * from the least loaded nodes relative to weight, ties to the earlier node on the walk. Returns the leader.
+ * A missing leader means every node with leader room was out of slot room, so the leader goes to the one of
+ * those that overshoots its slot budget least: choosing by leader load alone can pick the same slot-full node
+ * key after key and push it several keys over.
  */
 function completeOverBudget (
   ring: HashRing, hash: number, k: number, w: number, r: number, leader: number, followers: number[],
   stamp: Int32Array, weight: Float64Array, background: Float64Array, slotLoad: Float64Array, leaderLoad: Float64Array,
+  leaderRoom: (node: number) => boolean, slotBudget: Float64Array,
 ): number {
   const pool: number[] = []
   const seen = new Set<number>()
@@ -155,7 +160,13 @@ function completeOverBudget (
   if (leader < 0) {
     let best = -1
     for (const o of pool) {
-      if (best < 0 || (leaderLoad[o] + w) / weight[o] < (leaderLoad[best] + w) / weight[best]) best = o
+      if (!leaderRoom(o)) continue
+      if (best < 0 || slotLoad[o] - slotBudget[o] < slotLoad[best] - slotBudget[best]) best = o
+    }
+    if (best < 0) {
+      for (const o of pool) {
+        if (best < 0 || (leaderLoad[o] + w) / weight[o] < (leaderLoad[best] + w) / weight[best]) best = o
+      }
     }
     leader = best
     leaderLoad[leader] += w

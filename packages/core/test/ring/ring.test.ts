@@ -178,6 +178,17 @@ describe('assignPartitions', () => {
     }), { numRuns: 60 })
   })
 
+  test('completing a replica set over budget spreads the overshoot (Bun seed 570173146 counterexample)', () => {
+    // Every node with leader room was out of slot room for two keys in a row; choosing the leader by leader
+    // load alone put both on the same slot-full node, 1.6 keys over its budget.
+    const nodes = [[' ', 1], [' N', 2], ['*>', 4], ['E i', 4], ['T', 4], [';', 2], ['i', 1], ['y', 4], [' /', 1], ['bKH', 3]]
+      .map(([id, weight]) => ({ id: id as string, weight: weight as number }))
+    const totalWeight = nodes.reduce((a, n) => a + n.weight, 0)
+    const keys = nodes.length * 4
+    const { slots } = loads(assignPartitions(HashRing.from(nodes, { vnodesPerUnitWeight: 16 }), keysOf(keys), { replication: 4 }))
+    for (const n of nodes) assert.ok((slots.get(n.id) ?? 0) <= 1.25 * keys * 4 * n.weight / totalWeight + 1 + 1e-9, `slots of ${n.id}`)
+  })
+
   test('weighted partitions and background load count against the bound', () => {
     // Every fifth node already carries 200 per unit of weight: more than a fair share of the slack.
     const nodes: RingNode[] = nodesOf(40).map((n, i) => (i % 5 === 0 ? { ...n, load: 200 * n.weight } : n))
