@@ -67,7 +67,7 @@ test('Node publishes reach two pages, one of them fed by the other over direct W
   const viaB = await b.evaluate(() => peerTest.received('live'))
   const fromBrowser = viaB.filter(r => r.via === 'browser')
   const statsB = await b.evaluate(() => peerTest.stats())
-  // A's side too: whether its sends to B failed (sendFailures) or went out and never arrived.
+  // A's side too: whether it cut B off (childrenDropped), and the connections both saw when a feed ended badly.
   const statsA = await a.evaluate(() => peerTest.stats())
   expect(fromBrowser.length, `B's deliveries by path: ${JSON.stringify(statsB)}; A: ${JSON.stringify(statsA)}`).toBeGreaterThan(0)
   expect(fromBrowser.every(r => r.from === aId && r.transport === 'webrtc')).toBe(true)

@@ -22,6 +22,7 @@ import { checkBootstrap, resolveBootstrap } from './bootstrap.ts'
 import type { PreferredTransport, ServerTarget } from './bootstrap.ts'
 import { ServerLink } from './server-link.ts'
 import { FeedRelay } from './feed-relay.ts'
+import type { FeedLink } from './feed-relay.ts'
 import { GroupJournal } from './group-journal.ts'
 import { IndexedDbTier } from './indexeddb-tier.ts'
 import { Outbox } from './outbox.ts'
@@ -80,9 +81,13 @@ export interface BrowserPeerStats {
   fedBatches: number
   /**
    * Live subscriptions: feeders asked for, offered by the server, joined over direct WebRTC, failed (then served by a
-   * server); feeds given up because they went silent, and deliveries to browsers we feed that failed.
+   * server); feeds given up because they went silent, and browsers we fed that we cut off (they stopped polling or fell too far behind).
    */
-  feeds: { asked: number, offered: number, joined: number, failed: number, silent: number, sendFailures: number }
+  feeds: { asked: number, offered: number, joined: number, failed: number, silent: number, childrenDropped: number }
+  /** Connections to the browsers this peer feeds or is fed by, with their streams (for diagnosing a silent feed). */
+  feedLinks: FeedLink[]
+  /** The last few feeds that ended badly, with the links at that moment. */
+  feedIncidents: FeedRelay['incidents']
   queuedPublishes: number
   /** Why queued publishes are still waiting (the last transient failure), if they are. */
   outboxError?: string
@@ -390,7 +395,9 @@ class BrowserPeerImpl implements BrowserPeer {
       byTransport: { ...this.counters.byTransport },
       duplicatesDropped: this.counters.duplicatesDropped,
       fedBatches: this.feed.fedBatches,
-      feeds: { ...this.feedCounters, silent: this.feed.silentFeeds, sendFailures: this.feed.sendFailures },
+      feeds: { ...this.feedCounters, silent: this.feed.silentFeeds, childrenDropped: this.feed.childrenDropped },
+      feedLinks: this.feed.links(),
+      feedIncidents: [...this.feed.incidents],
       queuedPublishes: this.outbox.size,
       ...(this.outbox.lastError !== undefined && this.outbox.size > 0 ? { outboxError: this.outbox.lastError } : {}),
       server: this.link.attached,

@@ -10,9 +10,11 @@ import type { GemRecord } from '../message.ts'
 export const CLIENT_PROTOCOL = '/gem/1/client'
 /** One-way frames from the server node to the edge peer: batches of deliveries for one subscription. */
 export const CLIENT_DELIVER_PROTOCOL = '/gem/1/client-deliver'
-/** A browser asks another browser for its live deliveries of a topic (request), which then flow as FEED_DELIVER frames. */
+/**
+ * A browser asks another browser for its live deliveries of a topic (`feed`), then long-polls for them (`next`: each
+ * answer is a delivery batch) on the same stream, and ends with `stop`.
+ */
 export const FEED_PROTOCOL = '/gem/1/feed'
-export const FEED_DELIVER_PROTOCOL = '/gem/1/feed-deliver'
 
 /** One delivery without its record: the settle tag ('' for tail subscriptions, which take no acks) and the attempt. */
 export interface WireDelivery {
@@ -22,7 +24,7 @@ export interface WireDelivery {
 }
 
 export interface DeliveryBatch {
-  /** The subscription id the edge peer chose (client-deliver) or the topic (feed-deliver). */
+  /** The subscription id the edge peer chose (client-deliver) or the topic (a feed's answers). */
   sid: string
   deliveries: WireDelivery[]
   /** Set when the server ended the subscription (topic deleted, ...): no more batches follow. */

@@ -448,12 +448,15 @@ export class Libp2pMeshTransport implements MeshTransport {
     const deadline = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => { reject(new Error(`dial timed out after ${this.#dialTimeoutMs} ms`)) }, this.#dialTimeoutMs + 250)
     })
-    // An open direct (unlimited) connection first, the newest: libp2p may otherwise pick a relayed one, which is for
-    // signalling — a stream on it lives only as long as the relay's circuit and its data and time limits, and a feed
-    // between two browsers was seen going silent that way while their direct WebRTC connection was up.
+    // An open direct (unlimited) connection first: libp2p may otherwise pick a relayed one, which is for signalling (a
+    // stream on it lives only as long as the relay's circuit and its limits). Among direct ones, one the peer opened a
+    // stream on, the newest such: simultaneous dials between two browsers can leave a second WebRTC connection that
+    // only one side has, and streams opened on it never finish negotiating (seen as a browser feed that went silent).
     const direct = this.node.getConnections(peer).filter(c => c.status === 'open' && c.limits === undefined)
-    const dial = direct.length > 0
-      ? direct[direct.length - 1].newStream(protocol, { signal })
+    const used = direct.filter(c => c.streams.some(st => st.direction === 'inbound' && st.protocol !== undefined && st.protocol !== ''))
+    const pick = used.length > 0 ? used[used.length - 1] : direct[direct.length - 1]
+    const dial = pick !== undefined
+      ? pick.newStream(protocol, { signal })
       : this.node.dialProtocol(peer, protocol, { signal, runOnLimitedConnection: true })
     try {
       return await Promise.race([dial, deadline])
