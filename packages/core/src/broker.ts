@@ -319,6 +319,15 @@ export class Broker implements BrokerApi, GroupHost {
     for (const r of records) this.dedup.remember(topic, r.id, { partition, offset: r.offset, at: now })
   }
 
+  /** An empty partition that never held a record starts at `offset` (a local copy of one held elsewhere; see PartitionLog.startAt). */
+  startPartitionAt (topic: string, partition: number, offset: number): void {
+    this.assertOpen()
+    const log = this.requireTopic(topic).logs[partition]
+    if (log === undefined) throw new GemError('BAD_REQUEST', `topic ${topic} has no partition ${partition}`)
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new GemError('BAD_REQUEST', `offset must be a non-negative integer, got ${offset}`)
+    log.startAt(offset)
+  }
+
   private choosePartition (t: TopicState, key: string | undefined): number {
     const n = t.meta.partitions
     if (n === 1) return 0

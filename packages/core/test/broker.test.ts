@@ -4,6 +4,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Broker } from '../src/broker.ts'
 import type { Delivery } from '../src/broker-types.ts'
+import type { GemRecord } from '../src/message.ts'
 import { ManualClock } from '../src/clock.ts'
 import { GemError } from '../src/errors.ts'
 import { MemoryTier } from '../src/store/memory-tier.ts'
@@ -61,6 +62,26 @@ describe('publish and read', () => {
     await assert.rejects(broker.publish('t', { payload: new Uint8Array(5 * 1024 * 1024) }), (e: unknown) => GemError.is(e, 'PAYLOAD_TOO_LARGE'))
     await assert.rejects(broker.read('t', 3, 0, 10), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
     assert.equal(broker.getTopic('t').offsets[0].high, 0)
+    await broker.close()
+  })
+
+  test('an empty partition copy can start where its replicas do; a group from earliest starts there; a used log refuses', async () => {
+    const { broker } = await openBroker()
+    await broker.createTopic('copy')
+    broker.startPartitionAt('copy', 0, 500)
+    assert.deepEqual(broker.getTopic('copy').offsets, [{ partition: 0, low: 500, high: 500 }])
+    const c = collector()
+    const h = await broker.consume('copy', { group: 'g', from: 'earliest' }, c.deliver)
+    const records: GemRecord[] = [500, 501].map(offset => ({
+      id: `r${offset}`, topic: 'copy', partition: 0, offset, payload: bytes(`p${offset}`), headers: {}, priority: 5, timestamp: 1, ttl: 0, attempt: 0,
+    }))
+    await broker.appendSequenced('copy', 0, records)
+    await waitFor(() => c.got.length === 2, 'both copied records delivered')
+    assert.deepEqual(c.got.map(d => d.record.offset), [500, 501])
+    assert.throws(() => broker.startPartitionAt('copy', 0, 900), (e: unknown) => GemError.is(e, 'INTERNAL'))
+    assert.throws(() => broker.startPartitionAt('copy', 1, 9), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+    assert.throws(() => broker.startPartitionAt('copy', 0, -1), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+    h.close()
     await broker.close()
   })
 

@@ -1,5 +1,6 @@
 // One partition of a topic: dense offsets, its segment manifests and a bounded in-memory tail.
 // It prepares writes and serves reads; the group committer decides when writes reach the tier.
+import { GemError } from '../errors.ts'
 import { decodeChunkRecords } from '../codec.ts'
 import type { GemRecord } from '../message.ts'
 import type { MetaWrite, StorageTier } from '../store/tier.ts'
@@ -80,6 +81,15 @@ export class PartitionLog {
     }
     // Chunks below `low` may outlive their manifests if a retention pass was cut short.
     if (this.low > 0) await this.tier.deleteChunksBefore(this.stream, this.low)
+  }
+
+  /**
+   * Moves an empty partition that never held a record to start at `offset`: a local copy of a partition held elsewhere
+   * whose replicas no longer retain its beginning. Throws INTERNAL on a log that has or had records.
+   */
+  startAt (offset: number): void {
+    if (this.next !== 0 || this.segments.length > 0) throw new GemError('INTERNAL', `${this.stream}: only an empty log can move its start (next is ${this.next})`)
+    this.low = this.next = this.high = offset
   }
 
   /**

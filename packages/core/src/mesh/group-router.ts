@@ -25,6 +25,8 @@ export interface GroupRouterOptions {
   clock: Clock
   /** The node (peer id) that serves groups of `topic` now, or null during an election. */
   homeOf: (topic: string) => string | null
+  /** Run on the home before a consumer or a pull is served from its local broker (see PartitionMirror). */
+  prepare?: (topic: string) => Promise<void>
   onError?: (where: string, err: unknown) => void
 }
 
@@ -70,6 +72,7 @@ export class GroupRouter {
   private readonly transport: MeshTransport
   private readonly clock: Clock
   private readonly homeOf: (topic: string) => string | null
+  private readonly prepare: (topic: string) => Promise<void>
   private readonly onError: (where: string, err: unknown) => void
   private readonly consumers = new Map<string, RoutedConsumer>()
   /** Consumers other nodes attached here, by `${peer}/${consumerId}`. */
@@ -86,6 +89,7 @@ export class GroupRouter {
     this.transport = options.transport
     this.clock = options.clock
     this.homeOf = options.homeOf
+    this.prepare = options.prepare ?? (async () => {})
     this.onError = options.onError ?? (() => {})
   }
 
@@ -122,7 +126,7 @@ export class GroupRouter {
 
   async pull (topic: string, group: string, opts: PullOptions): Promise<Delivery[]> {
     const home = await this.waitForHome(topic)
-    if (home === this.self) return await this.local.pull(topic, group, opts)
+    if (home === this.self) { await this.prepare(topic); return await this.local.pull(topic, group, opts) }
     const { signal, ...rest } = opts
     const answer = await this.request(home, { op: 'pull', topic, group, opts: rest }, (rest.waitMs ?? 0) + 10_000, signal)
     return decodeDeliveries(answer)
@@ -149,6 +153,8 @@ export class GroupRouter {
     const gen = ++c.generation
     c.attachedTo = home
     if (home === this.self) {
+      await this.prepare(c.topic)
+      if (c.generation !== gen) return
       c.local = await this.local.consume(c.topic, c.opts, d => { if (c.generation === gen) c.deliver(d) }, err => { if (c.generation === gen) this.ended(c, err) })
       return
     }
@@ -208,7 +214,9 @@ export class GroupRouter {
     }
     if (req.op !== 'detach' && this.homeOf(topic) !== this.self) throw new GemError('NOT_LEADER', `${this.self} is not the home of ${String(topic)}'s groups`)
     switch (req.op) {
-      case 'pull': return encodeDeliveries(await this.local.pull(topic, group, (req.opts ?? {}) as PullOptions))
+      case 'pull':
+        await this.prepare(topic)
+        return encodeDeliveries(await this.local.pull(topic, group, (req.opts ?? {}) as PullOptions))
       case 'ack': return te.encode(JSON.stringify(await this.local.ack(topic, group, req.tags as string[])))
       case 'nack': return te.encode(JSON.stringify(await this.local.nack(topic, group, req.tags as string[], req.delayMs as number | undefined)))
       case 'attach': {
@@ -218,6 +226,7 @@ export class GroupRouter {
         // Deliveries made while attaching are buffered by the broker contract; send them once we hold the handle.
         const early: Delivery[] = []
         let ready = false
+        await this.prepare(topic)
         const send = (ds: Delivery[]): void => { void this.transport.send(from, DELIVER_PROTOCOL, encodeHeadBody({ cid }, encodeDeliveries(ds))).catch(() => {}) }
         const handle = await this.local.consume(topic, req.opts as ConsumerOptions, d => { if (ready) send([d]); else early.push(d) }, err => {
           this.served.delete(key)

@@ -17,6 +17,7 @@ import type { StorageTier } from '../store/tier.ts'
 import { assertTopicName } from '../topic-name.ts'
 import { decodeHeadBody, encodeHeadBody } from '../head-body.ts'
 import { GroupRouter } from './group-router.ts'
+import { PartitionMirror } from './partition-mirror.ts'
 import { PublishOrder } from './publish-order.ts'
 import { RemotePartitions } from './remote-partitions.ts'
 import type { PartitionReplicaView, ReplicationService } from './replication-service.ts'
@@ -101,6 +102,7 @@ export class MeshBroker implements BrokerApi {
   private readonly remote: RemotePartitions
   private readonly offs: Array<() => void> = []
   private readonly groups: GroupRouter
+  private readonly mirror: PartitionMirror
   /** Topics between their local creation and their saved definition (see adoptLocalTopics). */
   private readonly placing = new Set<string>()
   private readonly creating = new Map<string, Promise<TopicInfo>>()
@@ -135,7 +137,32 @@ export class MeshBroker implements BrokerApi {
     }
     this.onError = options.onError ?? (() => {})
     this.load = { placementLoad: options.placementLoad, onPlacement: options.onPlacement, admit: options.admit }
-    this.groups = new GroupRouter({ local: this.local, transport: this.transport, clock: this.clock, homeOf: t => this.homeOf(t), onError: this.onError })
+    this.mirror = new PartitionMirror({
+      local: this.local,
+      remote: this.remote,
+      clock: this.clock,
+      holds: (topic, partition) => this.holds(topic, partition),
+      wanted: () => this.servedGroupTopics(),
+      onError: (where, err) => this.onError(where, err),
+    })
+    this.groups = new GroupRouter({
+      local: this.local,
+      transport: this.transport,
+      clock: this.clock,
+      homeOf: t => this.homeOf(t),
+      // The home's groups see every partition: those it holds no replica of are copied here first.
+      prepare: t => this.mirror.catchUp(t),
+      onError: this.onError,
+    })
+  }
+
+  /** Topics with a durable group this node is the home of now. */
+  private servedGroupTopics (): Set<string> {
+    const topics = new Set<string>()
+    for (const g of this.local.stats().groups) {
+      if (!g.group.startsWith('_ephemeral.') && !topics.has(g.topic) && this.homeOf(g.topic) === this.self) topics.add(g.topic)
+    }
+    return topics
   }
 
   get self (): string { return this.transport.localPeerId }
@@ -152,6 +179,7 @@ export class MeshBroker implements BrokerApi {
     await this.transport.handle(PUBLISH_PROTOCOL, (_from, frame) => this.onPublishRequest(frame))
     await this.remote.start()
     await this.groups.start()
+    this.mirror.start()
     this.offs.push(this.transport.on('connect', peer => { void this.syncFrom(peer) }))
     await Promise.all(this.transport.peers().map(p => this.syncFrom(p)))
     this.armAdopt()
@@ -500,6 +528,7 @@ export class MeshBroker implements BrokerApi {
     for (const off of this.offs.splice(0)) off()
     await this.transport.unhandle(TOPICS_PROTOCOL).catch(() => {})
     await this.transport.unhandle(PUBLISH_PROTOCOL).catch(() => {})
+    this.mirror.close()
     await this.remote.stop()
     await this.groups.close()
     await this.service.close()

@@ -52,9 +52,9 @@ export class RemotePartitions {
     await this.opts.transport.unhandle(READ_PROTOCOL).catch(() => {})
   }
 
-  /** One page of a remote partition, from a node that holds it. */
-  async read (topic: string, partition: number, from: number, limit: number): Promise<{ messages: GemRecord[], next: number }> {
-    const r = await this.ask({ topic, partition, from, back: 0, limit, waitMs: 0 })
+  /** One page of a remote partition, from a node that holds it; at the partition's end it waits up to `waitMs` for more. */
+  async read (topic: string, partition: number, from: number, limit: number, waitMs = 0): Promise<{ messages: GemRecord[], next: number }> {
+    const r = await this.ask({ topic, partition, from, back: 0, limit, waitMs })
     return { messages: r.records, next: r.next }
   }
 
