@@ -111,6 +111,45 @@ test('sealed segments go to the remote, local copies are evicted to the budget, 
   await chain.close()
 })
 
+/** A local tier that counts how it is read and deleted from. */
+class CountingTier extends MemoryTier {
+  reads = 0
+  scans = 0
+  keyed = 0
+  override async readChunks (s: string, f: number, m: number): Promise<StoredChunk[]> { this.reads++; return await super.readChunks(s, f, m) }
+  override async deleteChunksBefore (s: string, b: number): Promise<void> { this.scans++; await super.deleteChunksBefore(s, b) }
+  override async deleteChunks (s: string, bases: number[]): Promise<void> { this.keyed++; await super.deleteChunks(s, bases) }
+}
+
+test('offloads take the chunks just written from memory, evictions delete by key; after a restart, scans; the data stays whole', async () => {
+  const local = new CountingTier()
+  const remote = new MemoryTier()
+  let { chain, broker } = await openChain(local, remote)
+  await broker.createTopic('t')
+  await publishAll(broker, 0, 3000)
+  await chain.settle()
+  assert.ok(chain.status().remote.offloadedSegments > 10)
+  assert.equal(local.reads, 0, 'no offload read the local tier back')
+  assert.ok(local.keyed > 5, `evictions by key: ${local.keyed}`)
+  assert.equal(local.scans, 0, 'no eviction scanned')
+  await readBack(broker, 3000)
+  await broker.close()
+  await chain.close()
+
+  // Reopened, the chain does not know where the old chunks start: the first eviction of an old segment scans.
+  ;({ chain, broker } = await openChain(local, remote, { offloadCacheBytes: 0 }))
+  local.reads = local.scans = local.keyed = 0
+  await publishAll(broker, 3000, 1500)
+  await chain.settle()
+  assert.ok(local.reads > 0, 'without the cache, offloads read the local tier')
+  await readBack(broker, 4500)
+  const [first] = await local.readChunks('t/0', 0, 0)
+  assert.ok(first.baseOffset > 3000, `evicted through the restart: the oldest local chunk starts at ${first.baseOffset}`)
+  assert.ok(chain.status().local.bytes <= 64 * 1024)
+  await broker.close()
+  await chain.close()
+})
+
 test('retention deletes from the local and the remote tier; topic deletion clears both', async () => {
   const local = new MemoryTier()
   const remote = new MemoryTier()

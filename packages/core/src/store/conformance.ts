@@ -336,6 +336,26 @@ const CASES: TierConformanceCase[] = [
     }),
   },
   {
+    name: 'deleteChunks (where a tier has it) deletes the chunks starting at the offsets given, and nothing else',
+    run: h => withTier(h, async ({ tier }) => {
+      if (tier.deleteChunks === undefined) return
+      const s = 'k/1'
+      const cs = [chunk(s, 0, 9), chunk(s, 10, 19), chunk(s, 20, 29), chunk(s, 30, 39)]
+      const neighbour = chunk('k/10', 0, 9)
+      await tier.write(batch([...cs, neighbour], [{ key: 'seg/k/1/0', value: text('m') }]))
+      await tier.deleteChunks(s, [])
+      sameChunks(await allChunks(tier, s), cs, 'no offsets deletes nothing')
+      await tier.deleteChunks(s, [0, 10, 5, 1_000])
+      sameChunks(await allChunks(tier, s), cs.slice(2), 'the chunks at 0 and 10 go; 5 and 1000 start no chunk')
+      sameChunks(await tier.readChunks(s, 0, 0), cs.slice(2, 3), 'a read from 0 starts at the first chunk left')
+      await tier.deleteChunks('never/0', [0])
+      await tier.deleteChunks(s, [30])
+      sameChunks(await allChunks(tier, s), cs.slice(2, 3), 'the last chunk can go too')
+      sameChunks(await allChunks(tier, 'k/10'), [neighbour], 'another stream is untouched')
+      equal(td.decode(await tier.getMeta('seg/k/1/0')), 'm', 'metadata is untouched')
+    }),
+  },
+  {
     name: 'deleteStream deletes every chunk of one stream and nothing else',
     run: h => withTier(h, async ({ tier }) => {
       const streams = ['a/1', 'a/10', 'a/1.x', 'a.b/1', 'a/0']

@@ -47,6 +47,14 @@ export class MemoryTier implements StorageTier {
     return last === undefined ? undefined : copy(last)
   }
 
+  async deleteChunks (stream: string, baseOffsets: number[]): Promise<void> {
+    this.open()
+    const chunks = this.streams.get(stream)
+    if (chunks === undefined) return
+    const gone = new Set(baseOffsets)
+    this.streams.set(stream, chunks.filter(c => !gone.has(c.baseOffset)))
+  }
+
   async deleteChunksBefore (stream: string, beforeOffset: number): Promise<void> {
     this.open()
     const chunks = this.streams.get(stream)

@@ -53,6 +53,12 @@ export interface StorageTier {
   lastChunk(stream: string): Promise<StoredChunk | undefined>
   /** Deletes every chunk of `stream` whose lastOffset < beforeOffset (whole chunks only). */
   deleteChunksBefore(stream: string, beforeOffset: number): Promise<void>
+  /**
+   * Optional: deletes the chunks of `stream` that start at `baseOffsets`; other offsets are ignored. For a caller that
+   * knows where its chunks start: a tier that must scan to serve deleteChunksBefore (LevelDB reads every block of the
+   * range, and keeps those pages resident) deletes by key instead.
+   */
+  deleteChunks?(stream: string, baseOffsets: number[]): Promise<void>
   /** Deletes every chunk of `stream`. */
   deleteStream(stream: string): Promise<void>
   getMeta(key: string): Promise<Uint8Array | undefined>

@@ -38,6 +38,11 @@ export interface TieredStoreOptions {
   coldCacheBytes?: number
   /** Least a remote read fetches, so that small sequential reads do not each become a request. Default 4 MiB. */
   readAheadBytes?: number
+  /**
+   * Bytes of chunks written lately that are kept in memory until they are offloaded, so that an offload need not read
+   * them back from the local tier. Default 24 MiB; 0 reads every offload back.
+   */
+  offloadCacheBytes?: number
   clock?: Clock
   /** First and longest wait before a failed remote operation is tried again. Default 500 ms and 30 s. */
   retryMinMs?: number
@@ -88,6 +93,14 @@ interface StreamState {
   /** One past the highest offset ever offloaded: 0 means the remote holds nothing of this stream. */
   remoteHigh: number
   pendingDelete?: PendingDelete
+  /** Chunks written lately and not offloaded yet, contiguous, oldest first (see offloadCacheBytes). */
+  recent: StoredChunk[]
+  /**
+   * Where the local chunks from `basesFrom` on start, ascending (every one written since the chain opened): an
+   * eviction deletes them by key (StorageTier.deleteChunks) instead of a scan. Kept only with a remote and a budget.
+   */
+  bases: number[]
+  basesFrom: number
 }
 
 /** The segment object's manifest, stored with it in the remote and as the offload record locally. */
@@ -126,6 +139,10 @@ export class TieredStore implements StorageTier {
   private readonly observer: TierChainObserver
   private readonly opts: TieredStoreOptions
   private readonly cache: ColdReadCache
+  private readonly recentLimit: number
+  private readonly tracksBases: boolean
+  /** Bytes in every stream's `recent`, and the streams in the order their oldest chunk went in (for trimming). */
+  private recentBytes = 0
   private readonly streams = new Map<string, StreamState>()
   /** Segment bytes held locally, and the part of them that is offloaded (may be evicted). */
   private localBytes = 0
@@ -152,11 +169,13 @@ export class TieredStore implements StorageTier {
     this.clock = opts.clock ?? systemClock
     this.observer = opts.observer ?? {}
     this.cache = new ColdReadCache(opts.coldCacheBytes ?? 32 * MiB)
+    this.recentLimit = opts.remote === undefined ? 0 : opts.offloadCacheBytes ?? 24 * MiB
+    this.tracksBases = opts.remote !== undefined && this.budget > 0 && opts.local.deleteChunks !== undefined
   }
 
   /** Opens the chain: rebuilds the segment index from the local tier's metadata and resumes offloading. */
   static async open (opts: TieredStoreOptions): Promise<TieredStore> {
-    for (const [k, v] of [['localBytes', opts.localBytes], ['coldCacheBytes', opts.coldCacheBytes], ['readAheadBytes', opts.readAheadBytes]] as const) {
+    for (const [k, v] of [['localBytes', opts.localBytes], ['coldCacheBytes', opts.coldCacheBytes], ['readAheadBytes', opts.readAheadBytes], ['offloadCacheBytes', opts.offloadCacheBytes]] as const) {
       if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new GemError('BAD_REQUEST', `${k} must be a non-negative integer`)
     }
     const s = new TieredStore(opts)
@@ -193,6 +212,14 @@ export class TieredStore implements StorageTier {
       }
     }
     await this.local.write(batch)
+    if (this.recentLimit > 0) for (const c of batch.chunks) this.remember(c)
+    if (this.tracksBases) {
+      for (const c of batch.chunks) {
+        const st = this.state(c.stream)
+        if (st.bases.length === 0 && st.basesFrom === Number.POSITIVE_INFINITY) st.basesFrom = c.baseOffset
+        if (c.baseOffset >= st.basesFrom && (st.bases.length === 0 || c.baseOffset > st.bases[st.bases.length - 1])) st.bases.push(c.baseOffset)
+      }
+    }
     let sealed = false
     for (const m of batch.meta) if (this.noteMeta(m)) sealed = true
     if (sealed || (this.budget > 0 && this.localBytes > this.budget)) this.kick()
@@ -255,6 +282,13 @@ export class TieredStore implements StorageTier {
     await this.local.deleteChunksBefore(stream, beforeOffset)
     this.cache.dropStream(stream, beforeOffset)
     const st = this.streams.get(stream)
+    if (st !== undefined) {
+      this.trimRecent(st, beforeOffset)
+      // A chunk is gone once the next one starts at or below the boundary (one that straddles it stays).
+      let n = 0
+      while (n + 1 < st.bases.length && st.bases[n + 1] <= beforeOffset) n++
+      st.bases.splice(0, n)
+    }
     if (this.remote === undefined || st === undefined || (st.remoteHigh === 0 && st.pendingDelete === undefined)) return
     await this.remoteDelete(st, { all: false, before: beforeOffset })
   }
@@ -266,6 +300,10 @@ export class TieredStore implements StorageTier {
       st.gen++
       for (const s of st.segs) this.forget(s)
       st.segs = []
+      this.dropRecent(st, st.recent.length)
+      // Nothing of the stream is left locally, so from here on every chunk written is known.
+      st.bases = []
+      st.basesFrom = 0
     }
     await this.local.deleteStream(stream)
     this.cache.dropStream(stream)
@@ -344,10 +382,55 @@ export class TieredStore implements StorageTier {
   private state (stream: string): StreamState {
     let st = this.streams.get(stream)
     if (st === undefined) {
-      st = { stream, segs: [], gen: 0, remoteHigh: 0 }
+      st = { stream, segs: [], gen: 0, remoteHigh: 0, recent: [], bases: [], basesFrom: Number.POSITIVE_INFINITY }
       this.streams.set(stream, st)
     }
     return st
+  }
+
+  // ---- chunks kept for the offload ---------------------------------------------------------
+
+  /**
+   * Keeps a chunk just written for the offload of its segment. Reading sealed segments back from LevelDB cost the
+   * node its CPU and, in memory-mapped table pages and freed read buffers, some 80 MiB of resident memory per 1M
+   * retained messages; the chunk is in memory anyway while it is in the log's hot tail.
+   */
+  private remember (c: StoredChunk): void {
+    const st = this.state(c.stream)
+    const last = st.recent.at(-1)
+    if (last !== undefined && c.baseOffset !== last.lastOffset + 1) this.dropRecent(st, st.recent.length)
+    st.recent.push({ stream: c.stream, baseOffset: c.baseOffset, lastOffset: c.lastOffset, data: c.data })
+    this.recentBytes += c.data.byteLength
+    while (this.recentBytes > this.recentLimit) {
+      // Over the bound (a remote far behind): the oldest go first, this stream's if it has others.
+      const victim = st.recent.length > 1 ? st : [...this.streams.values()].find(x => x !== st && x.recent.length > 0) ?? st
+      this.dropRecent(victim, 1)
+      if (victim.recent.length === 0 && victim === st) break
+    }
+  }
+
+  private dropRecent (st: StreamState, count: number): void {
+    for (const c of st.recent.splice(0, count)) this.recentBytes -= c.data.byteLength
+  }
+
+  /** Forgets kept chunks below `before` (offloaded, or deleted by retention). */
+  private trimRecent (st: StreamState, before: number): void {
+    let n = 0
+    while (n < st.recent.length && st.recent[n].lastOffset < before) n++
+    if (n > 0) this.dropRecent(st, n)
+  }
+
+  /** Kept chunks from `from` on, contiguous, up to about `maxBytes`; empty when `from` is not among them. */
+  private keptFrom (st: StreamState, from: number, maxBytes: number): StoredChunk[] {
+    const i = st.recent.findIndex(c => c.baseOffset === from)
+    if (i < 0) return []
+    const out: StoredChunk[] = []
+    let bytes = 0
+    for (let j = i; j < st.recent.length && (out.length === 0 || bytes + st.recent[j].data.byteLength <= maxBytes); j++) {
+      out.push({ ...st.recent[j] })
+      bytes += st.recent[j].data.byteLength
+    }
+    return out
   }
 
   /** Applies a metadata write the local tier took; true when it sealed a segment (a new one began after it). */
@@ -499,7 +582,8 @@ export class TieredStore implements StorageTier {
     let value: Uint8Array | undefined
     let cursor = seg.base
     while (cursor <= seg.last) {
-      const read = await this.local.readChunks(st.stream, cursor, OFFLOAD_PART_BYTES)
+      const kept = this.keptFrom(st, cursor, OFFLOAD_PART_BYTES)
+      const read = kept.length > 0 ? kept : await this.local.readChunks(st.stream, cursor, OFFLOAD_PART_BYTES)
       if (st.gen !== gen || !st.segs.includes(seg) || this.closed) return
       const part: StoredChunk[] = []
       for (const c of read) {
@@ -536,6 +620,7 @@ export class TieredStore implements StorageTier {
     }
     if (value === undefined) return
     await this.local.write({ chunks: [], meta: [{ key: offloadKey(st.stream, seg.base), value }] })
+    this.trimRecent(st, seg.last + 1)
     if (!st.segs.includes(seg) || seg.offloaded) return
     seg.offloaded = true
     if (seg.local) this.evictable += seg.bytes
@@ -559,9 +644,21 @@ export class TieredStore implements StorageTier {
       this.evictions++
       this.localBytes -= seg.bytes
       this.evictable -= seg.bytes
-      await this.local.deleteChunksBefore(st.stream, seg.last + 1)
+      await this.deleteLocalThrough(st, seg)
       this.call(o => o.evicted?.(st.stream, seg.bytes))
     }
+  }
+
+  /** Deletes the local chunks of `seg` and any before it: by key when their starts are all known, by a scan otherwise. */
+  private async deleteLocalThrough (st: StreamState, seg: Seg): Promise<void> {
+    let n = 0
+    while (n < st.bases.length && st.bases[n] <= seg.last) n++
+    const bases = st.bases.splice(0, n)
+    if (seg.base >= st.basesFrom && this.local.deleteChunks !== undefined) {
+      await this.local.deleteChunks(st.stream, bases)
+      return
+    }
+    await this.local.deleteChunksBefore(st.stream, seg.last + 1)
   }
 
   private async dropStale (): Promise<void> {

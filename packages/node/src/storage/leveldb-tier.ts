@@ -153,6 +153,19 @@ export class LevelTier implements StorageTier {
     }
   }
 
+  async deleteChunks (stream: string, baseOffsets: number[]): Promise<void> {
+    this.ensureOpen()
+    const p = this.prefix(stream)
+    const keys = baseOffsets.map(b => chunkKey(p, offsetArg(b, 'baseOffsets')))
+    try {
+      for (let i = 0; i < keys.length; i += DELETE_PAGE) {
+        await this.db.batch(keys.slice(i, i + DELETE_PAGE).map(key => ({ type: 'del' as const, key })), { sync: this.sync })
+      }
+    } catch (err) {
+      throw levelError(err, 'deleteChunks')
+    }
+  }
+
   async deleteStream (stream: string): Promise<void> {
     this.ensureOpen()
     const p = this.prefix(stream)
