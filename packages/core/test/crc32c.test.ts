@@ -36,6 +36,15 @@ describe('crc32c', () => {
         assert.equal(crc32c(v), reference(v), `offset ${off}, length ${len}`)
       }
     }
+    // Long inputs take the word loop: every alignment of the view and every remainder of its 16-byte step.
+    const long = Uint8Array.from({ length: 400 }, (_, i) => (i * 131 + 7) & 255)
+    for (let off = 0; off < 8; off++) {
+      for (let len = 120; len <= 160; len++) {
+        const v = long.subarray(off, off + len)
+        assert.equal(crc32c(v), reference(v), `long: offset ${off}, length ${len}`)
+        assert.equal(crc32cRange(long, off, off + len), reference(v), `long range: offset ${off}, length ${len}`)
+      }
+    }
     fc.assert(fc.property(fc.uint8Array({ maxLength: 2048 }), bytes => {
       assert.equal(crc32c(bytes), reference(bytes))
     }), { numRuns: 200 })
