@@ -27,6 +27,8 @@ export interface LevelTierOptions {
 }
 
 type Db = Level<Uint8Array, Uint8Array>
+/** On Node, `level` is classic-level, which also compacts a key range on request (its types do not say so). */
+type Compactable = { compactRange?: (start: Uint8Array, end: Uint8Array) => Promise<void> }
 type ValueIterator = { nextv(size: number): Promise<Uint8Array[]>, close(): Promise<void> }
 type BatchOp = { type: 'put', key: Uint8Array, value: Uint8Array } | { type: 'del', key: Uint8Array }
 
@@ -37,6 +39,9 @@ const HEADER_BYTES = 16
 const OFFSET_LIMIT = 2 ** 53
 /** Keys deleted per LevelDB batch when a range goes: bounds the memory a big delete holds. */
 const DELETE_PAGE = 4096
+/** Deletes by key pending before the deleted range is compacted, or how long after the first (see compactSoon). */
+const COMPACT_AFTER_KEYS = 2048
+const COMPACT_AFTER_MS = 5_000
 /** Largest read-ahead of one iterator step; nextv stops early once it passes this many bytes. */
 const MAX_READ_AHEAD = 64 * 1024 * 1024
 
@@ -61,6 +66,11 @@ export class LevelTier implements StorageTier {
   private closed = false
   /** Encoded stream prefixes: a partition's key prefix is built once, not per read. */
   private readonly prefixes = new Map<string, Uint8Array>()
+  /** Ranges deleted by key and not compacted yet, per stream (start, end), and the compaction running now. */
+  private readonly toCompact = new Map<string, [Uint8Array, Uint8Array]>()
+  private compacting: Promise<void> | undefined
+  private compactTimer: ReturnType<typeof setTimeout> | undefined
+  private pendingDeletes = 0
 
   /** Use openLevelTier(). */
   constructor (db: Db, path: string, durability: LevelDurability) {
@@ -164,6 +174,37 @@ export class LevelTier implements StorageTier {
     } catch (err) {
       throw levelError(err, 'deleteChunks')
     }
+    if (keys.length > 0) this.compactSoon(stream, p, keys.reduce((a, b) => (Buffer.compare(a, b) > 0 ? a : b)), keys.length)
+  }
+
+  /**
+   * Deletes by key leave tombstones that nothing reads past, so LevelDB would not compact them for a long time and
+   * the evicted bytes would stay on disk. The deleted range is compacted in the background, one compaction at a
+   * time, once COMPACT_AFTER_KEYS deletes are pending or COMPACT_AFTER_MS after the first: each compaction flushes the
+   * memtable and rewrites what overlaps the range, so one per eviction cost more CPU than the evictions themselves.
+   */
+  private compactSoon (stream: string, p: Uint8Array, lastKey: Uint8Array, deleted: number): void {
+    const end = new Uint8Array(lastKey.length + 1)
+    end.set(lastKey)
+    const prev = this.toCompact.get(stream)
+    this.toCompact.set(stream, [p, prev !== undefined && Buffer.compare(prev[1], end) > 0 ? prev[1] : end])
+    this.pendingDeletes += deleted
+    if (this.pendingDeletes >= COMPACT_AFTER_KEYS) this.compactNow()
+    else this.compactTimer ??= setTimeout(() => { this.compactNow() }, COMPACT_AFTER_MS)
+  }
+
+  private compactNow (): void {
+    if (this.compactTimer !== undefined) { clearTimeout(this.compactTimer); this.compactTimer = undefined }
+    if (this.compacting !== undefined || this.closed) return
+    this.pendingDeletes = 0
+    this.compacting = (async () => {
+      while (this.toCompact.size > 0 && !this.closed) {
+        const [key, [start, stop]] = this.toCompact.entries().next().value!
+        this.toCompact.delete(key)
+        try { await (this.db as unknown as Compactable).compactRange?.(start, stop) } catch { /* best effort: LevelDB compacts by itself eventually */ }
+      }
+      this.compacting = undefined
+    })()
   }
 
   async deleteStream (stream: string): Promise<void> {
@@ -203,6 +244,8 @@ export class LevelTier implements StorageTier {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    if (this.compactTimer !== undefined) clearTimeout(this.compactTimer)
+    await this.compacting
     await this.db.close()
   }
 
