@@ -18,8 +18,9 @@ import type { PartitionSpec } from './partition-set.ts'
 // still leave a key nowhere to go: near the end of a small placement the last free slots may all sit on a
 // node that already holds the key, and with replication close to the cluster size and unequal weights no
 // placement meets the budgets at all. The missing replicas then go to the least loaded remaining nodes
-// relative to weight, so every key always gets its full, distinct replica set (in property tests with
-// feasible budgets, a node then ends at most one key over).
+// relative to weight, so every key always gets its full, distinct replica set; a node that this puts over its
+// slot budget hands follower slots of earlier keys to nodes with room (relieve), so in property tests with feasible
+// budgets a node ends at most one key over.
 
 export interface AssignOptions {
   /** Replicas per key, clamped to the number of nodes with weight > 0. Integer >= 1. */
@@ -95,6 +96,8 @@ export function assignPartitions (ring: HashRing, partitions: PartitionSet | Ite
   const vnodes = positions.length
   const placement: Placement = new Map()
   const followers: number[] = []
+  /** Replica node indexes per key, leader first (filled in key order; relieve() may edit earlier keys). */
+  const placed: number[][] = new Array(set.size)
 
   for (let k = 0; k < set.size; k++) {
     const w = set.weights[k]
@@ -118,16 +121,50 @@ export function assignPartitions (ring: HashRing, partitions: PartitionSet | Ite
       stamp[o] = k
       slotLoad[o] += w
     }
+    let completed = false
     if (leader < 0 || followers.length < r - 1) {
       leader = completeOverBudget(ring, set.hashes[k], k, w, r, leader, followers, stamp, weight, background, slotLoad, leaderLoad,
         strictLeaders ? o => leaderLoad[o] + w <= leaderBudget[o] : o => leaderLoad[o] < leaderBudget[o], slotBudget)
+      completed = true
     }
-    const ids = new Array<string>(r)
-    ids[0] = members[leader].id
-    for (let j = 0; j < followers.length; j++) ids[j + 1] = members[followers[j]].id
-    placement.set(set.keys[k], ids)
+    const chosen = [leader, ...followers]
+    placed[k] = chosen
+    if (completed) {
+      for (const o of chosen) {
+        if (slotLoad[o] > slotBudget[o]) relieve(o, k, placed, set.weights, slotLoad, slotBudget, weight, background, strictSlots)
+      }
+    }
   }
+  for (let k = 0; k < set.size; k++) placement.set(set.keys[k], placed[k].map(o => members[o].id))
   return placement
+}
+
+/**
+ * A completed replica set put `node` over its slot budget: hand one of its follower slots on an earlier key to a node
+ * with room that does not hold that key yet, so `node` ends back within budget (its leaderships stay where they are).
+ * Without this, a node that was the only one left with leader room could take key after key over its slot budget.
+ */
+function relieve (
+  node: number, upto: number, placed: number[][], weights: Float64Array | number[], slotLoad: Float64Array, slotBudget: Float64Array,
+  weight: Float64Array, background: Float64Array, strictSlots: boolean,
+): void {
+  for (let k = 0; k < upto && slotLoad[node] > slotBudget[node]; k++) {
+    const replicas = placed[k]
+    const at = replicas.indexOf(node)
+    if (at < 1) continue // not a follower of this key (leaderships are not moved)
+    const w = weights[k]
+    let best = -1
+    for (let o = 0; o < weight.length; o++) {
+      if (weight[o] === 0 || replicas.includes(o)) continue
+      const room = strictSlots ? slotLoad[o] + w <= slotBudget[o] : slotLoad[o] < slotBudget[o]
+      if (!room) continue
+      if (best < 0 || (slotLoad[o] + background[o] + w) / weight[o] < (slotLoad[best] + background[best] + w) / weight[best]) best = o
+    }
+    if (best < 0) continue
+    replicas[at] = best
+    slotLoad[node] -= w
+    slotLoad[best] += w
+  }
 }
 
 /** True when every node can fill its budget to within one largest key and the budgets still cover `total`. */
