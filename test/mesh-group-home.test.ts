@@ -1,6 +1,7 @@
 // Durable groups on a mesh larger than the replication factor (4 nodes, replication 3, 8 partitions): the group's
 // home (the leader of partition 0) holds no replica of some partitions, copies them, and its group delivers every
 // message of every partition; after the home is SIGKILLed the next home does the same from the replicated group state.
+// Pulls and acks go through the node that holds no replica of partition 0, which learns the home from its replicas.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { api } from './support/gem-process.ts'
@@ -49,6 +50,7 @@ test('a durable group delivers every partition, also those its home holds no rep
     let topic = ''
     let home = -1
     let lacking: number[] = []
+    let p0: number[] = []
     const tried: string[] = []
     for (let t = 0; t < 8 && lacking.length === 0; t++) {
       topic = `spread-${t}`
@@ -58,10 +60,14 @@ test('a durable group delivers every partition, also those its home holds no rep
       assert.ok(home >= 0, 'the home is one of the nodes')
       const held = await Promise.all(parts.map(async p => (await Promise.all(p.replicas.map(nodeOf))).includes(home)))
       lacking = parts.filter((_, i) => !held[i]).map(p => p.partition)
+      p0 = await Promise.all(parts[0].replicas.map(nodeOf))
       tried.push(`${topic}: ${JSON.stringify(parts.map(p => p.replicas))}`)
     }
     assert.ok(lacking.length > 0, `a topic whose home lacks a partition, among ${tried.join('; ')}`)
-    const other = nodes.find((_, i) => i !== home)!
+    // Through the node that holds no replica of partition 0: it does not follow that leader, and asks who the home is.
+    const outside = nodes.findIndex((_, i) => !p0.includes(i))
+    assert.ok(outside >= 0 && outside !== home, `one of 4 nodes holds no replica of partition 0 (${JSON.stringify(p0)})`)
+    const other = nodes[outside]
 
     // The group exists before the messages: from then on it must see all of them, whichever partition.
     assert.equal((await api(other.url, 'POST', `/topics/${topic}/groups/g/pull?max=1`)).status, 200)
@@ -74,7 +80,7 @@ test('a durable group delivers every partition, also those its home holds no rep
 
     // The home dies; the next one serves the group from the state it was sent, copying what it lacks.
     await nodes[home].kill()
-    const survivor = nodes.find((_, i) => i !== home)!
+    const survivor = other
     for (let i = 0; i < 40; i++) {
       const payload = `n-${i}`
       await waitFor(async () => (await api(survivor.url, 'POST', `/topics/${topic}/messages`, { payload, id: payload, partition: i % PARTITIONS }).catch(() => ({ status: 0 }))).status === 201, `publish ${payload}`, 30_000)

@@ -15,6 +15,8 @@ export const GROUP_STATE_PROTOCOL = '/gem/1/group-state'
 
 /** How often homes look for changed group state and consumers look for a moved home. */
 const WATCH_MS = 200
+/** How long a home learned from partition 0's replicas is used before it is asked again. */
+const LEARNED_MS = 1_000
 
 const te = new TextEncoder()
 const td = new TextDecoder()
@@ -25,6 +27,11 @@ export interface GroupRouterOptions {
   clock: Clock
   /** The node (peer id) that serves groups of `topic` now, or null during an election. */
   homeOf: (topic: string) => string | null
+  /**
+   * Nodes to ask who the home is, when `homeOf` cannot tell (this node holds no replica of partition 0, so it does
+   * not follow its leader): the replicas of partition 0. Absent or empty: ask nobody.
+   */
+  homeCandidates?: (topic: string) => string[]
   /** Run on the home before a consumer or a pull is served from its local broker (see PartitionMirror). */
   prepare?: (topic: string) => Promise<void>
   onError?: (where: string, err: unknown) => void
@@ -73,6 +80,10 @@ export class GroupRouter {
   private readonly clock: Clock
   private readonly homeOf: (topic: string) => string | null
   private readonly prepare: (topic: string) => Promise<void>
+  private readonly homeCandidates: (topic: string) => string[]
+  /** Homes learned from partition 0's replicas, for topics whose home this node cannot see (see homeCandidates). */
+  private readonly learned = new Map<string, { home: string, at: number }>()
+  private readonly asking = new Map<string, Promise<void>>()
   private readonly onError: (where: string, err: unknown) => void
   private readonly consumers = new Map<string, RoutedConsumer>()
   /** Consumers other nodes attached here, by `${peer}/${consumerId}`. */
@@ -90,6 +101,7 @@ export class GroupRouter {
     this.clock = options.clock
     this.homeOf = options.homeOf
     this.prepare = options.prepare ?? (async () => {})
+    this.homeCandidates = options.homeCandidates ?? (() => [])
     this.onError = options.onError ?? (() => {})
   }
 
@@ -116,7 +128,7 @@ export class GroupRouter {
     const c = new RoutedConsumer(this, `${this.self.slice(-8)}.${++this.seq}`, topic, opts, deliver, onEnd)
     this.consumers.set(c.id, c)
     try {
-      await this.attach(c, await this.waitForHome(topic))
+      await this.atHome(topic, home => this.attach(c, home))
     } catch (err) {
       this.consumers.delete(c.id)
       throw err
@@ -125,17 +137,31 @@ export class GroupRouter {
   }
 
   async pull (topic: string, group: string, opts: PullOptions): Promise<Delivery[]> {
-    const home = await this.waitForHome(topic)
-    if (home === this.self) { await this.prepare(topic); return await this.local.pull(topic, group, opts) }
-    const { signal, ...rest } = opts
-    const answer = await this.request(home, { op: 'pull', topic, group, opts: rest }, (rest.waitMs ?? 0) + 10_000, signal)
-    return decodeDeliveries(answer)
+    return await this.atHome(topic, async home => {
+      if (home === this.self) { await this.prepare(topic); return await this.local.pull(topic, group, opts) }
+      const { signal, ...rest } = opts
+      const answer = await this.request(home, { op: 'pull', topic, group, opts: rest }, (rest.waitMs ?? 0) + 10_000, signal)
+      return decodeDeliveries(answer)
+    })
   }
 
   async settle (op: 'ack' | 'nack', topic: string, group: string, tags: string[], delayMs?: number): Promise<AckResult> {
+    return await this.atHome(topic, async home => {
+      if (home === this.self) return op === 'ack' ? await this.local.ack(topic, group, tags) : await this.local.nack(topic, group, tags, delayMs)
+      return JSON.parse(td.decode(await this.request(home, { op, topic, group, tags, delayMs }, 10_000))) as AckResult
+    })
+  }
+
+  /** Runs `fn` at the topic's home; a home learned from another node that turns out stale is looked up again, once. */
+  private async atHome<T> (topic: string, fn: (home: string) => Promise<T>): Promise<T> {
     const home = await this.waitForHome(topic)
-    if (home === this.self) return op === 'ack' ? await this.local.ack(topic, group, tags) : await this.local.nack(topic, group, tags, delayMs)
-    return JSON.parse(td.decode(await this.request(home, { op, topic, group, tags, delayMs }, 10_000))) as AckResult
+    try {
+      return await fn(home)
+    } catch (err) {
+      if (!GemError.is(err, 'NOT_LEADER') || !this.learned.has(topic)) throw err
+      this.learned.delete(topic)
+      return await fn(await this.waitForHome(topic))
+    }
   }
 
   detach (c: RoutedConsumer): void {
@@ -171,7 +197,7 @@ export class GroupRouter {
   /** Moves every consumer whose topic's home changed; retried on the next watch if the move fails. */
   private rehome (): void {
     for (const c of this.consumers.values()) {
-      const home = this.homeOf(c.topic)
+      const home = this.currentHome(c.topic)
       if (home === null || home === c.attachedTo || c.closed) continue
       const previous = c.attachedTo
       c.local?.close()
@@ -180,6 +206,7 @@ export class GroupRouter {
       this.attach(c, home).catch(err => {
         c.attachedTo = null // try again on the next watch
         const e = toGemError(err)
+        if (e.code === 'NOT_LEADER') this.learned.delete(c.topic)
         if (e.code === 'TOPIC_NOT_FOUND') this.ended(c, e); else this.onError('consumer-rehome', e)
       })
     }
@@ -203,6 +230,10 @@ export class GroupRouter {
     const topic = req.topic as string
     const group = req.group as string
     const bad = (why: string): never => { throw new GemError('BAD_REQUEST', `group request: ${why}`) }
+    if (req.op === 'home') {
+      if (typeof topic !== 'string') bad('topic must be a string')
+      return te.encode(JSON.stringify({ home: this.homeOf(topic) }))
+    }
     if (req.op !== 'detach') {
       if (typeof topic !== 'string') bad('topic must be a string')
       if (req.op === 'attach') {
@@ -278,13 +309,42 @@ export class GroupRouter {
 
   // ---- plumbing -------------------------------------------------------------------------------
 
+  /** The home as this node sees it, or as partition 0's replicas told it lately (LEARNED_MS) when it cannot see it. */
+  private currentHome (topic: string): string | null {
+    const own = this.homeOf(topic)
+    if (own !== null) return own
+    const l = this.learned.get(topic)
+    if (l !== undefined && this.clock.now() - l.at <= LEARNED_MS) return l.home
+    if (this.homeCandidates(topic).length > 0) void this.learn(topic)
+    return l?.home ?? null
+  }
+
+  /** Asks partition 0's replicas who the home is (one lookup per topic at a time). */
+  private async learn (topic: string): Promise<void> {
+    let p = this.asking.get(topic)
+    if (p === undefined) {
+      p = (async () => {
+        for (const peer of this.homeCandidates(topic)) {
+          try {
+            const { home } = JSON.parse(td.decode(await this.request(peer, { op: 'home', topic }, 2_000))) as { home?: unknown }
+            if (typeof home === 'string' && home !== '') { this.learned.set(topic, { home, at: this.clock.now() }); return }
+          } catch { /* the next replica */ }
+        }
+      })().finally(() => { this.asking.delete(topic) })
+      this.asking.set(topic, p)
+    }
+    await p
+  }
+
   private async waitForHome (topic: string): Promise<string> {
     const deadline = this.clock.now() + 10_000
     for (;;) {
-      const home = this.homeOf(topic)
+      const home = this.currentHome(topic)
       if (home !== null) return home
       if (this.clock.now() > deadline) throw new GemError('NO_QUORUM', `no node serves the groups of ${topic} (partition 0 has no leader)`)
-      await new Promise<void>(resolve => this.clock.setTimer(50, resolve))
+      const lookup = this.asking.get(topic)
+      if (lookup !== undefined) await lookup
+      else await new Promise<void>(resolve => this.clock.setTimer(50, resolve))
     }
   }
 

@@ -150,6 +150,11 @@ export class MeshBroker implements BrokerApi {
       transport: this.transport,
       clock: this.clock,
       homeOf: t => this.homeOf(t),
+      // A node with no replica of partition 0 does not follow its leader: it asks the replicas.
+      homeCandidates: t => {
+        const replicas = this.liveDef(t)?.replicas[0] ?? []
+        return replicas.includes(this.self) ? [] : [...replicas]
+      },
       // The home's groups see every partition: those it holds no replica of are copied here first.
       prepare: t => this.mirror.catchUp(t),
       onError: this.onError,
@@ -480,7 +485,8 @@ export class MeshBroker implements BrokerApi {
 
   /**
    * The node that serves `topic`'s durable groups: the leader of partition 0 (or its only replica). Null while it has
-   * no leader, or when this node holds no replica of partition 0 and so does not know the leader.
+   * no leader, or when this node holds no replica of partition 0 and so does not know the leader (the group router
+   * then asks the replicas).
    */
   homeOf (topic: string): string | null {
     const def = this.liveDef(topic)
