@@ -64,8 +64,8 @@ export class FeedRelay {
   private readonly beatMs: number
   /** topic -> child -> what we keep for it. */
   private readonly children = new Map<string, Map<string, ChildFeed>>()
-  /** browser -> topics it feeds us (each with a poll loop running). */
-  private readonly feeders = new Map<string, Set<string>>()
+  /** browser -> topics it feeds us, each with the session its poll loop runs for (a rejoin starts a new one). */
+  private readonly feeders = new Map<string, Map<string, object>>()
   private off: (() => void) | undefined
   private timer: ReturnType<typeof setInterval> | undefined
   private hung = false
@@ -117,17 +117,19 @@ export class FeedRelay {
     } catch {
       return undefined
     }
-    const topics = this.feeders.get(feeder) ?? new Set()
-    topics.add(topic)
+    const topics = this.feeders.get(feeder) ?? new Map<string, object>()
+    const session = {}
+    topics.set(topic, session)
     this.feeders.set(feeder, topics)
-    void this.poll(feeder, topic)
+    void this.poll(feeder, topic, session)
     return position
   }
 
   /** One feed's poll loop: ask for what came since the last answer, hand it on, ask again, until the feed ends. */
-  private async poll (feeder: string, topic: string): Promise<void> {
+  private async poll (feeder: string, topic: string, session: object): Promise<void> {
     const next = te.encode(JSON.stringify({ op: 'next', topic }))
-    const mine = (): boolean => this.feeders.get(feeder)?.has(topic) === true
+    // A late answer for a feed we left and joined again belongs to the old loop: it must not end the new feed.
+    const mine = (): boolean => this.feeders.get(feeder)?.get(topic) === session
     while (mine()) {
       let batch: DeliveryBatch
       try {
@@ -230,7 +232,7 @@ export class FeedRelay {
     const topics = this.feeders.get(feeder)
     if (topics === undefined) return
     this.feeders.delete(feeder)
-    this.options.onFeederLost(feeder, [...topics])
+    this.options.onFeederLost(feeder, [...topics.keys()])
   }
 
   private loseTopic (feeder: string, topic: string): void {
@@ -249,7 +251,7 @@ export class FeedRelay {
   async stop (): Promise<void> {
     this.off?.()
     if (this.timer !== undefined) clearInterval(this.timer)
-    for (const [feeder, topics] of [...this.feeders]) for (const t of [...topics]) this.leave(feeder, t)
+    for (const [feeder, topics] of [...this.feeders]) for (const t of [...topics.keys()]) this.leave(feeder, t)
     for (const kids of [...this.children.values()]) for (const feed of [...kids.values()]) this.endChild(feed, 'CLOSED', 'the feeding browser is closing')
     await this.host.unhandle(FEED_PROTOCOL).catch(() => {})
   }
