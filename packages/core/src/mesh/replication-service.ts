@@ -381,7 +381,17 @@ export class ReplicationService {
     }
   }
 
+  /**
+   * Records a PartitionMirror copied into the local log while this node became a replica are committed records,
+   * the same ones: applying resumes after them instead of failing on an offset that no longer follows the log.
+   */
+  private skipCopied (h: Hosted): void {
+    const high = this.broker.hasTopic(h.topic) ? this.broker.getTopic(h.topic).offsets[h.partition]?.high ?? 0 : 0
+    if (high > h.applied) h.applied = high
+  }
+
   private async copyApplied (h: Hosted, peer: string, base: number): Promise<void> {
+    this.skipCopied(h)
     while (!h.closed && h.applied < base) {
       const answer = await this.transport.request(peer, FETCH_PROTOCOL, te.encode(JSON.stringify({ topic: h.topic, partition: h.partition, from: h.applied, to: base })), { timeoutMs: 30_000 })
       const frames = splitFrames(answer)
@@ -425,6 +435,7 @@ export class ReplicationService {
   private async apply (h: Hosted): Promise<void> {
     h.applying = true
     try {
+      this.skipCopied(h)
       while (!h.closed && h.applied < h.replica.commit) {
         const from = h.applied
         const entries = h.replica.committed(from, APPLY_BATCH)
