@@ -95,6 +95,8 @@ interface FollowerProgress {
   /** Appends sent and not yet answered, and when the last was sent (an answer lost for long resets the count). */
   inflight: number
   lastSent: number
+  /** The commit point the last append to it carried. */
+  sentCommit: number
   /** The membership this follower holds durably, as it last said (-1/-1: not one of this epoch). */
   configEpoch: number
   configVersion: number
@@ -327,7 +329,7 @@ export class PartitionReplica<T> {
   }
 
   private newProgress (now: number): FollowerProgress {
-    return { next: this.end, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity, offeredAt: -Infinity, inflight: 0, lastSent: -Infinity, configEpoch: -1, configVersion: -1 }
+    return { next: this.end, match: 0, heardAt: now, resumedAt: -1, resumedWhen: -Infinity, offeredAt: -Infinity, inflight: 0, lastSent: -Infinity, sentCommit: -1, configEpoch: -1, configVersion: -1 }
   }
 
   /** Leader: the membership commits once a majority of its voters hold it durably (the leader from its own write). */
@@ -634,7 +636,8 @@ export class PartitionReplica<T> {
       this.maybeSendTimeoutNow()
       if (this.role !== 'leader') return
       this.maybePromote(now)
-      if (p.next < this.end) this.sendAppend(from, p)
+      // New entries, or a commit point it has not been told (the broadcast at commit found its window full).
+      if (p.next < this.end || p.sentCommit < this.meta.commit) this.sendAppend(from, p)
     } else {
       // Every pipelined batch behind a gap is refused with the same resume point: resend once per point.
       // A follower that answers below what it once matched lost entries to its disk: believe it.
@@ -683,6 +686,7 @@ export class PartitionReplica<T> {
     if (!force && p.inflight >= this.cfg.maxInflight) return
     p.inflight++
     p.lastSent = this.lastTick
+    p.sentCommit = this.meta.commit
     const entries = this.log.slice(p.next - this.base, p.next - this.base + this.cfg.maxBatch)
     const message: AppendRequest<T> = {
       v: 1,
