@@ -72,11 +72,6 @@ export class PartitionMirror {
     if (failed !== undefined) throw failed.failed!
   }
 
-  /** The partitions being copied now, for status pages. */
-  list (): Array<{ topic: string, partition: number, failed?: string }> {
-    return [...this.copies.values()].map(c => ({ topic: c.topic, partition: c.partition, ...(c.failed !== undefined ? { failed: c.failed.message } : {}) }))
-  }
-
   close (): void {
     this.closed = true
     if (this.timer !== undefined) this.opts.clock.clearTimer(this.timer)
@@ -96,7 +91,8 @@ export class PartitionMirror {
   private sync (): void {
     const wanted = new Set(this.opts.wanted())
     for (const [key, c] of this.copies) {
-      if (c.stopped || !wanted.has(c.topic) || !this.opts.local.hasTopic(c.topic) || this.opts.holds(c.topic, c.partition)) {
+      // A copy that failed for good stays (and keeps failing catchUp with its reason) rather than retry every sync.
+      if ((c.stopped && c.failed === undefined) || !wanted.has(c.topic) || !this.opts.local.hasTopic(c.topic) || this.opts.holds(c.topic, c.partition)) {
         c.stopped = true
         this.copies.delete(key)
       }
