@@ -86,7 +86,7 @@ export interface BrowserPeerStats {
   feeds: { asked: number, offered: number, joined: number, failed: number, silent: number, childrenDropped: number }
   /** Connections to the browsers this peer feeds or is fed by, with their streams (for diagnosing a silent feed). */
   feedLinks: FeedLink[]
-  /** The last few feeds that ended badly, with the links at that moment. */
+  /** The last few feeds that ended by silence or a stop from their child, with the links at that moment. */
   feedIncidents: FeedRelay['incidents']
   queuedPublishes: number
   /** Why queued publishes are still waiting (the last transient failure), if they are. */

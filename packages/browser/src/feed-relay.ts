@@ -57,7 +57,7 @@ export class FeedRelay {
   childrenDropped = 0
   /** Feeds this browser gave up on because they went silent. */
   silentFeeds = 0
-  /** The links to a peer when a feed with it ended badly (we went silent on it, or it told us to stop): the last 4. */
+  /** The links to a peer when a feed with it ended: it went silent on us, or (as feeder) our child stopped it. The last 4. */
   readonly incidents: Array<{ what: string, at: number, links: FeedLink[] }> = []
   private readonly host: MeshNode
   private readonly options: FeedRelayOptions

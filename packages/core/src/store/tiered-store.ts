@@ -141,7 +141,7 @@ export class TieredStore implements StorageTier {
   private readonly cache: ColdReadCache
   private readonly recentLimit: number
   private readonly tracksBases: boolean
-  /** Bytes in every stream's `recent`, and the streams in the order their oldest chunk went in (for trimming). */
+  /** Bytes in every stream's `recent`, bounded by recentLimit. */
   private recentBytes = 0
   private readonly streams = new Map<string, StreamState>()
   /** Segment bytes held locally, and the part of them that is offloaded (may be evicted). */
