@@ -108,9 +108,9 @@ export function assignPartitions (ring: HashRing, partitions: PartitionSet | Ite
       const o = owners[v]
       if (++v === vnodes) v = 0
       if (stamp[o] === k) continue
-      const slotRoom = strictSlots ? slotLoad[o] + w <= slotBudget[o] : slotLoad[o] < slotBudget[o]
+      const slotRoom = hasRoom(slotLoad[o], slotBudget[o], w, strictSlots)
       if (!slotRoom) continue
-      if (leader < 0 && (strictLeaders ? leaderLoad[o] + w <= leaderBudget[o] : leaderLoad[o] < leaderBudget[o])) {
+      if (leader < 0 && hasRoom(leaderLoad[o], leaderBudget[o], w, strictLeaders)) {
         leader = o
         leaderLoad[o] += w
       } else if (followers.length < r - 1) {
@@ -124,7 +124,7 @@ export function assignPartitions (ring: HashRing, partitions: PartitionSet | Ite
     let completed = false
     if (leader < 0 || followers.length < r - 1) {
       leader = completeOverBudget(ring, set.hashes[k], k, w, r, leader, followers, stamp, weight, background, slotLoad, leaderLoad,
-        strictLeaders ? o => leaderLoad[o] + w <= leaderBudget[o] : o => leaderLoad[o] < leaderBudget[o], slotBudget)
+        o => hasRoom(leaderLoad[o], leaderBudget[o], w, strictLeaders), slotBudget)
       completed = true
     }
     const chosen = [leader, ...followers]
@@ -156,8 +156,7 @@ function relieve (
     let best = -1
     for (let o = 0; o < weight.length; o++) {
       if (weight[o] === 0 || replicas.includes(o)) continue
-      const room = strictSlots ? slotLoad[o] + w <= slotBudget[o] : slotLoad[o] < slotBudget[o]
-      if (!room) continue
+      if (!hasRoom(slotLoad[o], slotBudget[o], w, strictSlots)) continue
       if (best < 0 || (slotLoad[o] + background[o] + w) / weight[o] < (slotLoad[best] + background[best] + w) / weight[best]) best = o
     }
     if (best < 0) continue
@@ -165,6 +164,14 @@ function relieve (
     slotLoad[node] -= w
     slotLoad[best] += w
   }
+}
+
+/**
+ * Whether a key of weight `w` fits a node at `load` under `budget`: strictly (it fits whole) when the budgets are
+ * feasible, else while the node is below its budget (Mirrokni's ceiling rule; see the header).
+ */
+function hasRoom (load: number, budget: number, w: number, strict: boolean): boolean {
+  return strict ? load + w <= budget : load < budget
 }
 
 /** True when every node can fill its budget to within one largest key and the budgets still cover `total`. */
