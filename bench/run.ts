@@ -1,7 +1,8 @@
 // `npm run bench [-- suite...]`: GEM's single-node benchmarks, each beside a baseline measured in the
 // same run. Writes JSON to bench/results/ and prints one line per figure. Bounded in count and time.
 import { spawn, execSync } from 'node:child_process'
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createGem } from '../packages/core/src/index.ts'
@@ -32,8 +33,8 @@ function report (suite: string, name: string, value: number, unit: string, extra
   console.log(`${suite.padEnd(8)} ${name.padEnd(44)} ${String(Math.round(value * 100) / 100).padStart(12)} ${unit.padEnd(8)} ${ex}  (cores=${cpus().length} commit=${commit})`)
 }
 
-async function withNode<T> (fn: (url: string, pid: number, dataDir: string) => Promise<T>, args: string[] = []): Promise<T> {
-  const data = tempDataDir('gem-bench-')
+async function withNode<T> (fn: (url: string, pid: number, dataDir: string) => Promise<T>, args: string[] = [], parentDir?: string): Promise<T> {
+  const data = tempDataDir('gem-bench-', parentDir)
   const node = await startGem(data.dir, ['--auto-create-topics', ...args])
   try { return await fn(node.url, node.child.pid!, data.dir) } finally { await node.stop(); data.remove() }
 }
@@ -136,6 +137,37 @@ async function latency (): Promise<void> {
   })
   report('latency', 'gem publish->delivery p50 @5k msg/s', gem.p50, 'ms', { received: gem.received, warmup_msgs: gem.warmup })
   report('latency', 'gem publish->delivery p99 @5k msg/s', gem.p99, 'ms', { ratio_vs_baseline: gem.p99 / base.p99, p999: gem.p999, max: gem.max })
+  // Two controls that say how much of the tail is this machine's disk rather than GEM's code.
+  const disk = await syncedAppendLatency(seconds)
+  report('latency', 'disk: synced 1.5 KiB append p99, alone (control)', disk.p99, 'ms', { p50: disk.p50, p999: disk.p999, max: disk.max, writes: disk.writes })
+  if (existsSync('/dev/shm')) {
+    // The same node, flags and fsyncs, with its data on tmpfs, where a sync is free: what remains is CPU and scheduling.
+    const shm = await withNode(async url => {
+      await api(url, 'POST', '/topics', { name: 'lat' })
+      return await steadyLatency(url, url, 'lat', 5000, seconds, PAYLOAD, warmupSeconds)
+    }, [], '/dev/shm')
+    report('latency', 'gem p99 @5k msg/s, data on tmpfs (control)', shm.p99, 'ms', { p50: shm.p50, p999: shm.p999, ratio_vs_disk: shm.p99 / gem.p99 })
+  }
+}
+
+/** A bare append + fdatasync loop at the cadence of the latency run's group commits (one per ms), in this process. */
+async function syncedAppendLatency (seconds: number): Promise<{ p50: number, p99: number, p999: number, max: number, writes: number }> {
+  const data = tempDataDir('gem-bench-disk-')
+  const file = await open(join(data.dir, 'append'), 'w')
+  try {
+    const block = new Uint8Array(1536).fill(7)
+    const lat: number[] = []
+    const until = performance.now() + seconds * 1000
+    while (performance.now() < until && lat.length < seconds * 1000) {
+      const t = performance.now()
+      await file.write(block)
+      await file.datasync()
+      lat.push(performance.now() - t)
+      await new Promise(resolve => setTimeout(resolve, 1))
+    }
+    lat.sort((a, b) => a - b)
+    return { p50: percentile(lat, 50), p99: percentile(lat, 99), p999: percentile(lat, 99.9), max: lat.at(-1) ?? NaN, writes: lat.length }
+  } finally { await file.close(); data.remove() }
 }
 
 async function fanoutRun (url: string, n: number, count: number): Promise<{ rate: number, delivered: number }> {

@@ -27,8 +27,8 @@ export interface GemProcess {
 const live = new Set<ChildProcess>()
 process.once('exit', () => { for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL') })
 
-export function tempDataDir (prefix = 'gem-test-'): { dir: string, remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
+export function tempDataDir (prefix = 'gem-test-', parent = tmpdir()): { dir: string, remove(): void } {
+  const dir = mkdtempSync(join(parent, prefix))
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) }
 }
 
@@ -36,7 +36,9 @@ export async function startGem (dataDir: string, extraArgs: string[] = [], timeo
   const nodeJson = join(dataDir, 'node.json')
   // A node.json from a previous run must not be mistaken for this one.
   rmSync(nodeJson, { force: true })
-  const child = spawn(process.execPath, [CLI, 'start', '--data-dir', dataDir, '--http-port', '0', '--log-level', 'warn', ...extraArgs], {
+  // GEM_TEST_NODE_FLAGS: Node flags for the spawned node only (--cpu-prof, --trace-gc, --inspect=...), for profiling a bench.
+  const nodeFlags = (process.env.GEM_TEST_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+  const child = spawn(process.execPath, [...nodeFlags, CLI, 'start', '--data-dir', dataDir, '--http-port', '0', '--log-level', 'warn', ...extraArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, GEM_CONFIG: '' },
