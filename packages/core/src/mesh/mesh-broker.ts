@@ -103,6 +103,8 @@ export class MeshBroker implements BrokerApi {
   private readonly offs: Array<() => void> = []
   private readonly groups: GroupRouter
   private readonly mirror: PartitionMirror
+  /** Ephemeral consumers attached here per topic whose partitions this node does not all hold (they read copies). */
+  private readonly ephemeralCopies = new Map<string, number>()
   /** Topics between their local creation and their saved definition (see adoptLocalTopics). */
   private readonly placing = new Set<string>()
   private readonly creating = new Map<string, Promise<TopicInfo>>()
@@ -142,7 +144,7 @@ export class MeshBroker implements BrokerApi {
       remote: this.remote,
       clock: this.clock,
       holds: (topic, partition) => this.holds(topic, partition),
-      wanted: () => this.servedGroupTopics(),
+      wanted: () => [...this.servedGroupTopics(), ...this.ephemeralCopies.keys()],
       onError: (where, err) => this.onError(where, err),
     })
     this.groups = new GroupRouter({
@@ -159,6 +161,37 @@ export class MeshBroker implements BrokerApi {
       prepare: t => this.mirror.catchUp(t),
       onError: this.onError,
     })
+  }
+
+  /**
+   * An ephemeral consumer (acks and redelivery, no group) runs on the local broker like a durable group on its home,
+   * so it needs every partition here: those held elsewhere are copied while it is attached, and caught up first, so
+   * that its start position ('earliest', an offset, a time, or 'latest') means the same as on a replica.
+   */
+  private async consumeWithCopies (topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void, onEnd?: (err: GemError) => void): Promise<ConsumerHandle> {
+    this.ephemeralCopies.set(topic, (this.ephemeralCopies.get(topic) ?? 0) + 1)
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
+      const left = (this.ephemeralCopies.get(topic) ?? 1) - 1
+      if (left > 0) this.ephemeralCopies.set(topic, left)
+      else this.ephemeralCopies.delete(topic)
+    }
+    try {
+      await this.mirror.catchUp(topic)
+      const handle = await this.local.consume(topic, opts, deliver, err => { release(); onEnd?.(err) })
+      return {
+        id: handle.id,
+        group: handle.group,
+        ack: tag => handle.ack(tag),
+        nack: (tag, delayMs) => handle.nack(tag, delayMs),
+        close: () => { release(); handle.close() },
+      }
+    } catch (err) {
+      release()
+      throw err
+    }
   }
 
   /** Topics with a durable group this node is the home of now. */
@@ -455,10 +488,16 @@ export class MeshBroker implements BrokerApi {
     return await this.remote.read(topic, partition, from, limit)
   }
 
-  /** Durable groups are served by the topic's home node (GroupRouter); an ephemeral group is a local tail with acks. */
+  /**
+   * Durable groups are served by the topic's home node (GroupRouter); an ephemeral group is a local tail with acks,
+   * over copies of the partitions held elsewhere (consumeWithCopies).
+   */
   async consume (topic: string, opts: ConsumerOptions, deliver: (d: Delivery) => void, onEnd?: (err: GemError) => void): Promise<ConsumerHandle> {
     this.assertOpen()
-    if (opts.group === undefined) return await this.local.consume(topic, opts, deliver, onEnd)
+    if (opts.group === undefined) {
+      if (this.remotePartitions(topic).length === 0) return await this.local.consume(topic, opts, deliver, onEnd)
+      return await this.consumeWithCopies(topic, opts, deliver, onEnd)
+    }
     return await this.groups.consume(topic, opts, deliver, onEnd)
   }
 

@@ -1,5 +1,6 @@
-// PartitionMirror: local copies of the partitions this node holds no replica of, for the durable groups it serves.
-// A group runs on its topic's home node, whose local broker must see every partition; the copies come over `/gem/1/read`.
+// PartitionMirror: local copies of the partitions this node holds no replica of, for the consumers it serves: durable
+// groups on their home node, ephemeral consumers where they attach. Their local broker must see every partition; the
+// copies come over `/gem/1/read`.
 import type { Broker } from '../broker.ts'
 import type { Clock } from '../clock.ts'
 import { GemError, toGemError } from '../errors.ts'
@@ -17,7 +18,7 @@ export interface PartitionMirrorOptions {
   readonly clock: Clock
   /** Whether this node holds a replica of the partition (then replication fills its log, not the mirror). */
   readonly holds: (topic: string, partition: number) => boolean
-  /** The topics whose every partition this node must see now (those whose durable groups it serves). */
+  /** The topics whose every partition this node must see now (durable groups served here, ephemeral consumers attached). */
   readonly wanted: () => Iterable<string>
   readonly onError?: (where: string, err: unknown) => void
 }
