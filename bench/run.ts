@@ -10,6 +10,7 @@ import { openLevelTier } from '../packages/node/src/storage/leveldb-tier.ts'
 import { api, startGem, tempDataDir } from '../test/support/gem-process.ts'
 import { pacedSend, waitForCount } from './lib/paced.ts'
 import { steadyLatency } from './lib/latency.ts'
+import type { LatencyResult } from './lib/latency.ts'
 import { meshSuite } from './mesh.ts'
 import { browserSuite } from './browser.ts'
 import { tiersSuite } from './tiers.ts'
@@ -131,10 +132,11 @@ async function latency (): Promise<void> {
   const base = await withBaseline(url => steadyLatency(url, url, 'lat', 5000, seconds, PAYLOAD, warmupSeconds))
   report('latency', 'naive ws server p50 @5k msg/s (baseline)', base.p50, 'ms', { received: base.received, warmup_msgs: base.warmup })
   report('latency', 'naive ws server p99 @5k msg/s (baseline)', base.p99, 'ms', { p999: base.p999, max: base.max })
-  const gem = await withNode(async url => {
+  const measure = async (url: string): Promise<LatencyResult> => {
     await api(url, 'POST', '/topics', { name: 'lat' })
     return await steadyLatency(url, url, 'lat', 5000, seconds, PAYLOAD, warmupSeconds)
-  })
+  }
+  const gem = await withNode(measure)
   report('latency', 'gem publish->delivery p50 @5k msg/s', gem.p50, 'ms', { received: gem.received, warmup_msgs: gem.warmup })
   report('latency', 'gem publish->delivery p99 @5k msg/s', gem.p99, 'ms', { ratio_vs_baseline: gem.p99 / base.p99, p999: gem.p999, max: gem.max })
   // Two controls that say how much of the tail is this machine's disk rather than GEM's code.
@@ -142,10 +144,7 @@ async function latency (): Promise<void> {
   report('latency', 'disk: synced 1.5 KiB append p99, alone (control)', disk.p99, 'ms', { p50: disk.p50, p999: disk.p999, max: disk.max, writes: disk.writes })
   if (existsSync('/dev/shm')) {
     // The same node, flags and fsyncs, with its data on tmpfs, where a sync is free: what remains is CPU and scheduling.
-    const shm = await withNode(async url => {
-      await api(url, 'POST', '/topics', { name: 'lat' })
-      return await steadyLatency(url, url, 'lat', 5000, seconds, PAYLOAD, warmupSeconds)
-    }, [], '/dev/shm')
+    const shm = await withNode(measure, [], '/dev/shm')
     report('latency', 'gem p99 @5k msg/s, data on tmpfs (control)', shm.p99, 'ms', { p50: shm.p50, p999: shm.p999, ratio_vs_disk: shm.p99 / gem.p99 })
   }
 }
