@@ -312,9 +312,19 @@ export class Broker implements BrokerApi, GroupHost {
     const t = this.requireTopic(topic)
     const log = t.logs[partition]
     if (log === undefined) throw new GemError('BAD_REQUEST', `topic ${topic} has no partition ${partition}`)
-    await Promise.all(records.map((record, i) => new Promise<void>((resolve, reject) => {
-      this.committer.append(log, { record, sequenced: true, ...(frames !== undefined ? { frame: frames[i] } : {}), resolve: () => resolve(), reject })
-    })))
+    if (records.length === 0) return
+    // One promise for the batch: the committer settles its records together (they share one write).
+    await new Promise<void>((resolve, reject) => {
+      let left = records.length
+      let failed = false
+      const done = (): void => { if (--left === 0 && !failed) resolve() }
+      const fail = (err: unknown): void => { if (!failed) { failed = true; reject(err) } }
+      for (let i = 0; i < records.length; i++) {
+        this.committer.append(log, frames !== undefined
+          ? { record: records[i], sequenced: true, frame: frames[i], resolve: done, reject: fail }
+          : { record: records[i], sequenced: true, resolve: done, reject: fail })
+      }
+    })
     const now = this.clock.now()
     for (const r of records) this.dedup.remember(topic, r.id, { partition, offset: r.offset, at: now })
   }

@@ -212,6 +212,23 @@ export function encodeRecord (r: GemRecord): Uint8Array {
   return encodeRecords([r])
 }
 
+/**
+ * Encodes records as one frame each, all views into one buffer: a replicated batch needs its entries apart, and one
+ * allocation for the batch costs far less than one per record (each is an off-heap buffer with its own bookkeeping).
+ */
+export function encodeRecordFrames (rs: readonly GemRecord[]): Uint8Array[] {
+  const chunk = encodeRecords(rs)
+  const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  const out = new Array<Uint8Array>(rs.length)
+  let p = 0
+  for (let i = 0; i < rs.length; i++) {
+    const end = p + 4 + view.getUint32(p, true)
+    out[i] = chunk.subarray(p, end)
+    p = end
+  }
+  return out
+}
+
 // ---------------------------------------------------------------------------------------- decoding
 
 function corrupt (at: number, detail: string): GemError {
@@ -416,7 +433,15 @@ export function decodeRecords (chunk: Uint8Array): GemRecord[] {
 
 /** Decodes a buffer holding exactly one frame (a private copy of it, as in decodeRecords). */
 export function decodeRecord (frame: Uint8Array): GemRecord {
-  const rd = new ChunkReader(new Uint8Array(frame))
+  return decodeRecordInPlace(new Uint8Array(frame))
+}
+
+/**
+ * decodeRecord without the copy: the payload is a view into `frame`. Only for a buffer that the caller owns and that
+ * nothing writes to again (an entry already copied out of the network buffer it arrived in).
+ */
+export function decodeRecordInPlace (frame: Uint8Array): GemRecord {
+  const rd = new ChunkReader(frame)
   const end = rd.frameEnd(0)
   if (end !== frame.length) throw corrupt(end, `${frame.length - end} bytes follow a single record frame`)
   return rd.frame(0, end)

@@ -3,7 +3,7 @@
 import type { Broker } from '../broker.ts'
 import type { Clock } from '../clock.ts'
 import { systemClock } from '../clock.ts'
-import { decodeRecord, encodeRecord } from '../codec.ts'
+import { decodeRecord, decodeRecordInPlace, encodeRecord, encodeRecordFrames } from '../codec.ts'
 import { GemError, toGemError } from '../errors.ts'
 import type { GemRecord } from '../message.ts'
 import { PartitionReplica } from '../replication/replica.ts'
@@ -256,7 +256,8 @@ export class ReplicationService {
     this.indexTail(h)
     const now = this.clock.now()
     const start = r.end
-    const values = records.map((rec, i) => { rec.offset = start + i; rec.timestamp = now; return encodeRecord(rec) })
+    for (let i = 0; i < records.length; i++) { records[i].offset = start + i; records[i].timestamp = now }
+    const values = encodeRecordFrames(records)
     const { epoch } = r.propose(values, now)
     const promises = records.map((record, i) => new Promise<GemRecord>((resolve, reject) => {
       h.waiters.push({ offset: start + i, epoch, resolve, reject, record })
@@ -440,7 +441,7 @@ export class ReplicationService {
       while (!h.closed && h.applied < h.replica.commit) {
         const from = h.applied
         const entries = h.replica.committed(from, APPLY_BATCH)
-        const records = entries.map(e => decodeRecord(e.value))
+        const records = this.recordsOf(h, from, entries)
         await this.broker.appendSequenced(h.topic, h.partition, records, entries.map(e => e.value))
         h.applied = from + records.length
         for (const rec of records) h.tailIds.delete(rec.id)
@@ -452,6 +453,23 @@ export class ReplicationService {
     } finally {
       h.applying = false
     }
+  }
+
+  /**
+   * The records of committed entries from `from`: on the leader, those it proposed itself are still held by their
+   * waiters (no decoding what it just encoded); the rest are decoded in place (entry values are private buffers: the
+   * batch proposed here, a copy of the frame they arrived in, or a run read from disk).
+   */
+  private recordsOf (h: Hosted, from: number, entries: ReadonlyArray<{ value: Uint8Array }>): GemRecord[] {
+    const waiters = h.waiters
+    let w = 0
+    const out = new Array<GemRecord>(entries.length)
+    for (let i = 0; i < entries.length; i++) {
+      const offset = from + i
+      while (w < waiters.length && waiters[w].offset < offset) w++
+      out[i] = w < waiters.length && waiters[w].offset === offset ? waiters[w].record : decodeRecordInPlace(entries[i].value)
+    }
+    return out
   }
 
   private settle (h: Hosted): void {

@@ -26,11 +26,14 @@ export function decodeReplicationFrame (frame: Uint8Array): PartitionEnvelope {
   if (typeof h?.t !== 'string' || h.t === '' || !Number.isInteger(h.p) || (h.p as number) < 0) bad('needs a topic and a partition')
   const m = parseReplicationMessage(h.m)
   if (m.type === 'append') {
+    // One copy out of the network buffer for the whole batch; each entry is a view into it (replica logs keep entries
+    // until compaction, so they must not share memory the transport reuses).
+    const owned = m.entries.length > 0 ? body.slice() : body
     let at = 0
     const entries = m.entries.map(e => {
       const size = e.value
       if (!Number.isInteger(size) || (size as number) < 0 || at + (size as number) > body.byteLength) bad('entry size past the end of the frame')
-      const value = body.slice(at, at + (size as number))
+      const value = owned.subarray(at, at + (size as number))
       at += size as number
       return { epoch: e.epoch, value }
     })
