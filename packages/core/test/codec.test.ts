@@ -4,7 +4,7 @@ import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Buffer } from 'node:buffer'
 import fc from 'fast-check'
-import { decodeChunkRecords, decodeRecord, decodeRecords, encodeRecord, encodeRecords, frameSize } from '../src/codec.ts'
+import { decodeChunkRecords, decodeRecord, decodeRecords, decodeRecordsInPlace, encodeRecord, encodeRecordFrames, encodeRecords, frameSize } from '../src/codec.ts'
 import { crc32c } from '../src/crc32c.ts'
 import { GemError } from '../src/errors.ts'
 import type { GemRecord } from '../src/message.ts'
@@ -115,6 +115,24 @@ describe('codec round trip', () => {
       assert.equal(chunk.byteLength, rs.reduce((n, r) => n + frameSize(r), 0))
       assert.deepStrictEqual(decodeRecords(chunk), rs)
     }), RUNS)
+  })
+
+  test('frames encoded apart (views into one buffer) decode in place, one reader over separate buffers', () => {
+    // Separate copies: the reader's string memo must compare each frame's bytes with the buffer it remembered from.
+    fc.assert(fc.property(records, rs => {
+      const frames = encodeRecordFrames(rs)
+      assert.equal(frames.length, rs.length)
+      frames.forEach((f, i) => assert.equal(f.byteLength, frameSize(rs[i])))
+      assert.deepStrictEqual(decodeRecordsInPlace(frames.map(f => f.slice())), rs)
+      assert.deepStrictEqual(decodeRecordsInPlace(frames), rs)
+    }), RUNS)
+  })
+
+  test('decoding in place rejects a damaged frame among good ones', () => {
+    const rs = [0, 1, 2].map(i => sample(i))
+    const frames = encodeRecordFrames(rs).map(f => f.slice())
+    frames[1][frames[1].byteLength - 1] ^= 1
+    assert.throws(() => decodeRecordsInPlace(frames), (e: unknown) => GemError.is(e) && e.code === 'CORRUPT_RECORD')
   })
 
   test('a leading U+FEFF (byte order mark) in any string survives: decoders must not strip it (found by the property test)', () => {

@@ -3,7 +3,7 @@
 import type { Broker } from '../broker.ts'
 import type { Clock } from '../clock.ts'
 import { systemClock } from '../clock.ts'
-import { decodeRecord, decodeRecordInPlace, encodeRecord, encodeRecordFrames } from '../codec.ts'
+import { decodeRecord, decodeRecordsInPlace, encodeRecord, encodeRecordFrames } from '../codec.ts'
 import { GemError, toGemError } from '../errors.ts'
 import type { GemRecord } from '../message.ts'
 import { PartitionReplica } from '../replication/replica.ts'
@@ -462,12 +462,19 @@ export class ReplicationService {
    */
   private recordsOf (h: Hosted, from: number, entries: ReadonlyArray<{ value: Uint8Array }>): GemRecord[] {
     const waiters = h.waiters
+    if (waiters.length === 0) return decodeRecordsInPlace(entries.map(e => e.value))
     let w = 0
     const out = new Array<GemRecord>(entries.length)
+    const missing: number[] = []
     for (let i = 0; i < entries.length; i++) {
       const offset = from + i
       while (w < waiters.length && waiters[w].offset < offset) w++
-      out[i] = w < waiters.length && waiters[w].offset === offset ? waiters[w].record : decodeRecordInPlace(entries[i].value)
+      if (w < waiters.length && waiters[w].offset === offset) out[i] = waiters[w].record
+      else missing.push(i)
+    }
+    if (missing.length > 0) {
+      const decoded = decodeRecordsInPlace(missing.map(i => entries[i].value))
+      for (let k = 0; k < missing.length; k++) out[missing[k]] = decoded[k]
     }
     return out
   }
