@@ -83,6 +83,8 @@ const MAX_PARTITIONS = 1024
 /** Most records a tail replays per partition (last N, or catching up from a resume point). */
 const MAX_TAIL_REPLAY = 100_000
 const MAX_ID_LENGTH = 256
+/** Written (empty) by sync(): a synced write that carries nothing else. */
+const SYNC_KEY = 'broker/sync'
 
 const te = new TextEncoder()
 const td = new TextDecoder()
@@ -128,6 +130,7 @@ export class Broker implements BrokerApi, GroupHost {
     this.dedup = new DedupWindow(this.opts.dedupWindowMs, this.opts.dedupMaxEntries)
     this.committer = new GroupCommitter(this.tier, this.clock, this.opts.segmentBytes, {
       committed: (log, records) => this.onCommitted(log, records),
+      failed: (log, err) => this.error('storage', err),
       batch: info => { this.counters.commits++; this.call(o => o.committed?.(info)) },
     })
   }
@@ -306,6 +309,12 @@ export class Broker implements BrokerApi, GroupHost {
    * replication's apply step, with the frames they arrived in (`frames[i]` encodes `records[i]`) so that they are
    * not encoded again. No dedup check and no partition choice; an offset that does not follow the log
    * fails the whole batch with INTERNAL. The ids are remembered for the dedup window.
+   *
+   * With frames, the records are normally visible at once (reads, tails and groups see them from the hot tail) and
+   * the call resolves before their write lands: they are committed records, durable in a majority's replica logs,
+   * and after a crash the replica re-applies whatever this write did not keep. Waiting for it would put one more
+   * storage round trip between a commit and its acknowledgement and delivery. `sync()` waits for every such write.
+   * The bytes shown early are bounded (PartitionLog.mayShowEarly); past the bound the call waits as without frames.
    */
   async appendSequenced (topic: string, partition: number, records: GemRecord[], frames?: Uint8Array[]): Promise<void> {
     this.assertOpen()
@@ -313,20 +322,56 @@ export class Broker implements BrokerApi, GroupHost {
     const log = t.logs[partition]
     if (log === undefined) throw new GemError('BAD_REQUEST', `topic ${topic} has no partition ${partition}`)
     if (records.length === 0) return
+    if (log.broken !== undefined) throw log.broken
+    if (frames !== undefined && this.showEarly(log, records, frames)) return
+    log.queuedLate += records.length
     // One promise for the batch: the committer settles its records together (they share one write).
-    await new Promise<void>((resolve, reject) => {
-      let left = records.length
-      let failed = false
-      const done = (): void => { if (--left === 0 && !failed) resolve() }
-      const fail = (err: unknown): void => { if (!failed) { failed = true; reject(err) } }
-      for (let i = 0; i < records.length; i++) {
-        this.committer.append(log, frames !== undefined
-          ? { record: records[i], sequenced: true, frame: frames[i], resolve: done, reject: fail }
-          : { record: records[i], sequenced: true, resolve: done, reject: fail })
-      }
-    })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let left = records.length
+        let failed = false
+        const done = (): void => { if (--left === 0 && !failed) resolve() }
+        const fail = (err: unknown): void => { if (!failed) { failed = true; reject(err) } }
+        for (let i = 0; i < records.length; i++) {
+          this.committer.append(log, frames !== undefined
+            ? { record: records[i], sequenced: true, frame: frames[i], resolve: done, reject: fail }
+            : { record: records[i], sequenced: true, resolve: done, reject: fail })
+        }
+      })
+    } finally {
+      log.queuedLate -= records.length
+    }
     const now = this.clock.now()
     for (const r of records) this.dedup.remember(topic, r.id, { partition, offset: r.offset, at: now })
+  }
+
+  /** appendSequenced's early path: shows the records now and queues their write; false when they must wait. */
+  private showEarly (log: PartitionLog, records: GemRecord[], frames: Uint8Array[]): boolean {
+    let bytes = 0
+    for (const f of frames) bytes += f.byteLength
+    if (records[0].offset !== log.high || !log.mayShowEarly(bytes)) return false
+    for (let i = 1; i < records.length; i++) {
+      if (records[i].offset !== records[0].offset + i) throw new GemError('INTERNAL', `${log.stream}: sequenced records are not consecutive at offset ${records[i].offset}`)
+    }
+    log.unwritten += bytes
+    // The encoded chunk lets the hot tail drop the decoded records once newer ones arrive (see PartitionLog).
+    const data = new Uint8Array(bytes)
+    let at = 0
+    for (const f of frames) { data.set(f, at); at += f.byteLength }
+    log.committed(records, bytes, data)
+    const ignore = (): void => {}
+    // A failed write marks the log broken (the committer reports it); nobody awaits these items.
+    for (let i = 0; i < records.length; i++) this.committer.append(log, { record: records[i], sequenced: true, frame: frames[i], early: true, resolve: ignore, reject: ignore })
+    const now = this.clock.now()
+    for (const r of records) this.dedup.remember(log.topic, r.id, { partition: log.partition, offset: r.offset, at: now })
+    this.onCommitted(log, records)
+    return true
+  }
+
+  /** Resolves once everything appended so far is durable: one synced write queued behind every write before it. */
+  async sync (): Promise<void> {
+    this.assertOpen()
+    await this.committer.writeMeta([{ key: SYNC_KEY, value: new Uint8Array(0) }])
   }
 
   /** An empty partition that never held a record starts at `offset` (a local copy of one held elsewhere; see PartitionLog.startAt). */

@@ -8,6 +8,8 @@ import type { GemRecord } from '../src/message.ts'
 import { ManualClock } from '../src/clock.ts'
 import { GemError } from '../src/errors.ts'
 import { MemoryTier } from '../src/store/memory-tier.ts'
+import type { TierWriteBatch } from '../src/store/tier.ts'
+import { encodeRecordFrames } from '../src/codec.ts'
 import { settle, waitFor } from './wait-for.ts'
 
 const te = new TextEncoder()
@@ -90,6 +92,99 @@ describe('publish and read', () => {
     const r = await broker.publish('fresh', { payload: bytes('x') })
     assert.equal(r.offset, 0)
     assert.equal(broker.getTopic('fresh').partitions, 1)
+    await broker.close()
+  })
+})
+
+/** A memory tier whose writes can be held back (to look at the broker mid-write) or made to fail. */
+class GatedTier extends MemoryTier {
+  held: Array<() => void> = []
+  hold = false
+  failNext = false
+  override async write (batch: TierWriteBatch): Promise<void> {
+    if (this.hold) await new Promise<void>(resolve => this.held.push(resolve))
+    if (this.failNext) { this.failNext = false; throw new Error('disk on fire') }
+    return await super.write(batch)
+  }
+
+  release (): void { for (const r of this.held.splice(0)) r() }
+}
+
+function sequenced (topic: string, from: number, count: number, size = 16): { records: GemRecord[], frames: Uint8Array[] } {
+  const records: GemRecord[] = Array.from({ length: count }, (_, i) => ({
+    id: `s${from + i}`, topic, partition: 0, offset: from + i, payload: new Uint8Array(size).fill(97), headers: {}, priority: 5, timestamp: 1, ttl: 0, attempt: 0,
+  }))
+  return { records, frames: encodeRecordFrames(records) }
+}
+
+describe('sequenced appends (replication apply) are visible before their write lands', () => {
+  test('reads, tails and groups see them while the write is held; sync() waits for it', async () => {
+    const tier = new GatedTier()
+    const { broker } = await openBroker({ tier })
+    await broker.createTopic('rep')
+    const c = collector()
+    const h = await broker.consume('rep', { group: 'g', from: 'earliest' }, c.deliver)
+    tier.hold = true
+    const a = sequenced('rep', 0, 3)
+    await broker.appendSequenced('rep', 0, a.records, a.frames) // resolves with the write still held
+    assert.equal(broker.getTopic('rep').offsets[0].high, 3)
+    assert.deepEqual((await broker.read('rep', 0, 0, 10)).messages.map(m => m.id), ['s0', 's1', 's2'])
+    await waitFor(() => c.got.length === 3, 'group delivery before the write')
+    let synced = false
+    const s = broker.sync().then(() => { synced = true })
+    await settle()
+    assert.equal(synced, false, 'sync() must wait for the held write')
+    tier.hold = false
+    tier.release()
+    await s
+    assert.equal(synced, true)
+    // On the tier now: a broker reopened on it finds all three.
+    h.close()
+    await broker.close()
+    const again = await openBroker({ tier })
+    assert.deepEqual((await again.broker.read('rep', 0, 0, 10)).messages.map(m => m.id), ['s0', 's1', 's2'])
+    await again.broker.close()
+  })
+
+  test('past the bound of unwritten bytes, an append waits for the write; later ones queue behind it in order', async () => {
+    const tier = new GatedTier()
+    const { broker } = await openBroker({ tier })
+    await broker.createTopic('big')
+    tier.hold = true
+    const first = sequenced('big', 0, 1, 1024)
+    await broker.appendSequenced('big', 0, first.records, first.frames)
+    const large = sequenced('big', 1, 5, 1024 * 1024) // 5 MiB: over the bound
+    let done = false
+    const p = broker.appendSequenced('big', 0, large.records, large.frames).then(() => { done = true })
+    const small = sequenced('big', 6, 1, 16)
+    let smallDone = false
+    const q = broker.appendSequenced('big', 0, small.records, small.frames).then(() => { smallDone = true })
+    await settle()
+    assert.equal(done, false)
+    assert.equal(smallDone, false, 'a small append behind a waiting one must wait too (no gap for readers)')
+    assert.equal(broker.getTopic('big').offsets[0].high, 1)
+    tier.hold = false
+    tier.release()
+    await Promise.all([p, q])
+    assert.equal(broker.getTopic('big').offsets[0].high, 7)
+    assert.deepEqual((await broker.read('big', 0, 0, 10)).messages.map(m => m.offset), [0, 1, 2, 3, 4, 5, 6])
+    await broker.close()
+  })
+
+  test('a failed write of records already shown breaks the log: later appends fail UNAVAILABLE, the error is reported', async () => {
+    const tier = new GatedTier()
+    const errors: string[] = []
+    const broker = await Broker.open({ tier, clock: new ManualClock(), ownsTier: false, retentionCheckMs: 0, observer: { error: (where: string) => { errors.push(where) } } })
+    await broker.createTopic('bad')
+    tier.failNext = true
+    const a = sequenced('bad', 0, 2)
+    await broker.appendSequenced('bad', 0, a.records, a.frames)
+    await waitFor(() => errors.includes('storage'), 'storage error reported')
+    const b = sequenced('bad', 2, 1)
+    await assert.rejects(broker.appendSequenced('bad', 0, b.records, b.frames), (e: unknown) => GemError.is(e, 'UNAVAILABLE'))
+    // Other topics keep working.
+    await broker.createTopic('fine')
+    assert.equal((await broker.publish('fine', { payload: bytes('x') })).offset, 0)
     await broker.close()
   })
 })

@@ -166,8 +166,8 @@ export async function startNode (config: GemConfig, opts: StartNodeOptions = {})
         store: new TierReplicaStore(replicaTier, bytes => { try { decodeRecord(bytes); return true } catch { return false } }),
         broker,
         onError: (where, err) => replLog.error({ err, where }, 'replication error'),
-        // One synced write to the applied log's LevelDB makes every earlier unsynced batch in it durable too.
-        syncApplied: () => tier.write({ chunks: [], meta: [{ key: 'mesh/applied-sync', value: new Uint8Array(0) }] }),
+        // Behind every applied batch still queued (they may be visible before written): one synced write makes them durable.
+        syncApplied: () => broker.sync(),
         onRoleChange: v => replLog.info({ topic: v.topic, partition: v.partition, role: v.role, epoch: v.epoch, leader: v.leader, commit: v.commit }, 'replica role'),
         onMembershipChange: v => mover?.onMembershipChange(v),
       })

@@ -14,6 +14,11 @@ export interface PendingAppend {
   sequenced?: boolean
   /** The record already encoded (a replicated entry): used as it is when every record of the batch has one. */
   frame?: Uint8Array
+  /**
+   * Already visible (sequenced, shown from the hot tail before this write; see Broker.appendSequenced): the write only
+   * puts it on disk. Early items of a log always come before its other items in a batch.
+   */
+  early?: boolean
   resolve(record: GemRecord): void
   reject(err: unknown): void
 }
@@ -29,6 +34,8 @@ export interface MetaSource {
 export interface CommitListener {
   /** A chunk of `log` became durable. */
   committed(log: PartitionLog, records: GemRecord[]): void
+  /** A write of records readers had already seen failed: `log` is broken (see PartitionLog.broken). */
+  failed?(log: PartitionLog, err: GemError): void
   batch?(info: { records: number, bytes: number, durationMs: number }): void
 }
 
@@ -184,6 +191,11 @@ export class GroupCommitter {
       for (const a of appended) {
         a.log.restore(a.snap)
         for (const it of a.items) it.reject(e)
+        if (a.items[0].early === true) {
+          // Readers saw these records and the tier does not hold them: appending after them would leave a hole on disk.
+          a.log.broken = new GemError('UNAVAILABLE', `${a.log.stream}: a write of records already served failed (${e.message}); restart the node to re-apply them`)
+          this.listener.failed?.(a.log, a.log.broken)
+        }
       }
       for (const s of sources) s.settled(e)
       for (const o of oneOff) o.reject(e)
@@ -192,14 +204,28 @@ export class GroupCommitter {
     const durationMs = performance.now() - started
 
     let records = 0
+    const shown: Array<{ log: PartitionLog, records: GemRecord[] }> = []
     for (const a of appended) {
-      a.log.committed(a.records, a.data.byteLength, a.data)
       records += a.records.length
+      let late = 0
+      while (late < a.items.length && a.items[late].early === true) late++
+      if (late > 0) {
+        let bytes = 0
+        for (let i = 0; i < late; i++) bytes += a.items[i].frame?.byteLength ?? 0
+        a.log.unwritten -= bytes
+      }
+      if (late < a.items.length) {
+        // Only what readers have not seen yet becomes visible now.
+        const fresh = late === 0 ? a.records : a.records.slice(late)
+        const bytes = late === 0 ? a.data.byteLength : fresh.reduce((n, r, i) => n + (a.items[late + i].frame?.byteLength ?? r.payload.byteLength + 64), 0)
+        a.log.committed(fresh, bytes, late === 0 ? a.data : undefined)
+        shown.push({ log: a.log, records: fresh })
+      }
       for (let i = 0; i < a.items.length; i++) a.items[i].resolve(a.records[i])
     }
     for (const s of sources) s.settled()
     for (const o of oneOff) o.resolve()
-    for (const a of appended) this.listener.committed(a.log, a.records)
+    for (const a of shown) this.listener.committed(a.log, a.records)
     this.listener.batch?.({ records, bytes: batchBytes, durationMs })
   }
 }

@@ -32,6 +32,12 @@ interface HotChunk {
  */
 const DECODED_HOT_BYTES = 256 * 1024
 
+/**
+ * At most this many bytes of already-sequenced records may be visible before their tier write lands (and never more
+ * than half the hot tail, so that the tail never evicts what the tier does not hold yet).
+ */
+const EARLY_MAX_BYTES = 4 * 1024 * 1024
+
 export class PartitionLog {
   readonly topic: string
   readonly partition: number
@@ -43,6 +49,12 @@ export class PartitionLog {
   /** Next offset after the last durable record: readers never see beyond it. */
   high = 0
   segments: SegmentManifest[] = []
+  /** Bytes of sequenced records that readers already see (from the hot tail) whose tier write has not landed yet. */
+  unwritten = 0
+  /** Sequenced records queued the ordinary way (visible once written): records after them must wait their turn. */
+  queuedLate = 0
+  /** A tier write of records readers had already seen failed: the tier lacks them, so nothing more is appended. */
+  broken: GemError | undefined
 
   private readonly tier: StorageTier
   private readonly hot: HotChunk[] = []
@@ -61,6 +73,14 @@ export class PartitionLog {
     this.stream = streamId(topic, partition)
     this.hotLimit = hotLimitBytes
     this.segmentMaxAgeMs = segmentMaxAgeMs
+  }
+
+  /**
+   * Whether `bytes` more of sequenced records starting at `high` may be shown now, before their write: only with a hot
+   * tail to serve them from, nothing queued ahead of them, and within the bound above.
+   */
+  mayShowEarly (bytes: number): boolean {
+    return this.hotLimit > 0 && this.broken === undefined && this.queuedLate === 0 && this.unwritten + bytes <= Math.min(EARLY_MAX_BYTES, this.hotLimit / 2)
   }
 
   /** Loads the segment manifests and checks the tail chunk against them (its checksums included). */

@@ -378,6 +378,8 @@ export class ReplicationService {
     h.applying = true
     try {
       await this.copyApplied(h, peer, base)
+      // The replica log restarts at `base` once installed: below it the applied log is the only copy, so it must be on disk.
+      await this.syncApplied?.()
     } finally {
       h.applying = false
     }
