@@ -125,19 +125,27 @@ describe('sequenced appends (replication apply) are visible before their write l
     const c = collector()
     const h = await broker.consume('rep', { group: 'g', from: 'earliest' }, c.deliver)
     tier.hold = true
+    // A write already in flight: the records below queue behind it, so their batch has not even formed yet.
+    const before = broker.createTopic('other')
+    await waitFor(() => tier.held.length === 1, 'the topic write held')
     const a = sequenced('rep', 0, 3)
     await broker.appendSequenced('rep', 0, a.records, a.frames) // resolves with the write still held
     assert.equal(broker.getTopic('rep').offsets[0].high, 3)
     assert.deepEqual((await broker.read('rep', 0, 0, 10)).messages.map(m => m.id), ['s0', 's1', 's2'])
     await waitFor(() => c.got.length === 3, 'group delivery before the write')
+    // A start by time finds them too, though no segment's stats count them yet.
+    const byTime = collector()
+    const ht = await broker.consume('rep', { from: { timestamp: 1 } }, byTime.deliver)
+    await waitFor(() => byTime.got.length === 3, 'a consumer from a timestamp gets the records shown early')
+    ht.close()
     let synced = false
-    const s = broker.sync().then(() => { synced = true })
+    void broker.sync().then(() => { synced = true })
     await settle()
     assert.equal(synced, false, 'sync() must wait for the held write')
     tier.hold = false
     tier.release()
-    await s
-    assert.equal(synced, true)
+    await waitFor(() => { tier.release(); return synced }, 'sync() once the writes are released')
+    await before
     // On the tier now: a broker reopened on it finds all three.
     h.close()
     await broker.close()

@@ -245,8 +245,8 @@ export class PartitionLog {
   /** The first offset whose record timestamp is >= ts (or `next` if none). */
   async offsetForTimestamp (ts: number): Promise<number> {
     const seg = this.segments.find(s => s.last >= s.base && s.lastTs >= ts)
-    if (seg === undefined) return this.high
-    let cursor = Math.max(seg.base, this.low)
+    // Records shown before their write (offsets from `next` on) are in no segment's stats yet: look at them too.
+    let cursor = seg === undefined ? Math.max(this.next, this.low) : Math.max(seg.base, this.low)
     while (cursor < this.high) {
       const batch = await this.read(cursor, 1024)
       if (batch.length === 0) break
