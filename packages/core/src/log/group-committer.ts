@@ -207,18 +207,18 @@ export class GroupCommitter {
     const shown: Array<{ log: PartitionLog, records: GemRecord[] }> = []
     for (const a of appended) {
       records += a.records.length
-      let late = 0
-      while (late < a.items.length && a.items[late].early === true) late++
-      if (late > 0) {
+      // Items [0, seen) were shown before this write (early ones come first); the rest become visible now.
+      let seen = 0
+      while (seen < a.items.length && a.items[seen].early === true) seen++
+      if (seen > 0) {
         let bytes = 0
-        for (let i = 0; i < late; i++) bytes += a.items[i].frame?.byteLength ?? 0
+        for (let i = 0; i < seen; i++) bytes += a.items[i].frame?.byteLength ?? 0
         a.log.unwritten -= bytes
       }
-      if (late < a.items.length) {
-        // Only what readers have not seen yet becomes visible now.
-        const fresh = late === 0 ? a.records : a.records.slice(late)
-        const bytes = late === 0 ? a.data.byteLength : fresh.reduce((n, r, i) => n + (a.items[late + i].frame?.byteLength ?? r.payload.byteLength + 64), 0)
-        a.log.committed(fresh, bytes, late === 0 ? a.data : undefined)
+      if (seen < a.items.length) {
+        const fresh = seen === 0 ? a.records : a.records.slice(seen)
+        const bytes = seen === 0 ? a.data.byteLength : fresh.reduce((n, r, i) => n + (a.items[seen + i].frame?.byteLength ?? r.payload.byteLength + 64), 0)
+        a.log.committed(fresh, bytes, seen === 0 ? a.data : undefined)
         shown.push({ log: a.log, records: fresh })
       }
       for (let i = 0; i < a.items.length; i++) a.items[i].resolve(a.records[i])
