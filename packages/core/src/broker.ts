@@ -364,7 +364,8 @@ export class Broker implements BrokerApi, GroupHost {
     for (let i = 0; i < records.length; i++) this.committer.append(log, { record: records[i], sequenced: true, frame: frames[i], early: true, resolve: ignore, reject: ignore })
     const now = this.clock.now()
     for (const r of records) this.dedup.remember(log.topic, r.id, { partition: log.partition, offset: r.offset, at: now })
-    this.onCommitted(log, records)
+    // The records are in the log now, whatever a listener does: the caller must not see this append fail.
+    try { this.onCommitted(log, records) } catch (err) { this.error('commit-listener', err) }
     return true
   }
 

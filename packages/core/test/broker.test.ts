@@ -197,6 +197,18 @@ describe('sequenced appends (replication apply) are visible before their write l
   })
 })
 
+describe('group commit', () => {
+  test('a burst over one write\'s byte bound is written in several writes, and every publish of it resolves', async () => {
+    // 16 publishes of ~1 MiB: the first write takes 8 and leaves exactly as many (a split that once dropped the rest).
+    const { broker } = await openBroker()
+    await broker.createTopic('burst')
+    const results = await Promise.all(Array.from({ length: 16 }, () => broker.publish('burst', { payload: new Uint8Array(1024 * 1024 - 128) })))
+    assert.deepEqual(results.map(r => r.offset), Array.from({ length: 16 }, (_, i) => i))
+    assert.equal(broker.getTopic('burst').offsets[0].high, 16)
+    await broker.close()
+  })
+})
+
 describe('idempotent publish', () => {
   test('a repeated id answers with the original offset and stores nothing new', async () => {
     const { broker } = await openBroker()

@@ -141,8 +141,9 @@ export class GroupCommitter {
         est += queue[i].record.payload.byteLength + 128
         if (batchBytes + est > MAX_BATCH_BYTES && i > 0) { take = i; break }
       }
-      const items = take === queue.length ? queue : queue.splice(0, take)
-      if (take === queue.length) this.pending.delete(log)
+      const whole = take === queue.length
+      const items = whole ? queue : queue.splice(0, take)
+      if (whole) this.pending.delete(log)
       const snap = log.snapshot()
       const records = new Array<GemRecord>(items.length)
       let offset = log.next

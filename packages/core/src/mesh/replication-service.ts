@@ -77,9 +77,15 @@ export interface ReplicationServiceOptions {
    * once their entries are applied and held by every replica; absent, they are kept whole.
    */
   syncApplied?: () => Promise<void>
+  /**
+   * A proposal not committed and applied after this long is answered TIMEOUT (its publisher may retry with the same
+   * id: the entry stays in the log and dedup finds it). Without a bound, a commit or apply that stalls would hold a
+   * publish, and every publish queued behind it in order, forever. Default 10 s (the mesh publish timeout).
+   */
+  commitTimeoutMs?: number
 }
 
-interface Waiter { offset: number, epoch: number, resolve: (r: GemRecord) => void, reject: (e: unknown) => void, record: GemRecord }
+interface Waiter { offset: number, epoch: number, resolve: (r: GemRecord) => void, reject: (e: unknown) => void, record: GemRecord, at: number }
 
 class Hosted {
   readonly topic: string
@@ -122,6 +128,7 @@ export class ReplicationService {
   private readonly onRoleChange: (view: PartitionReplicaView) => void
   private readonly onMembershipChange: (view: PartitionReplicaView) => void
   private readonly syncApplied: (() => Promise<void>) | undefined
+  private readonly commitTimeoutMs: number
   private readonly hosted = new Map<string, Hosted>()
   private timer: unknown
   private ticks = 0
@@ -138,6 +145,7 @@ export class ReplicationService {
     this.onRoleChange = options.onRoleChange ?? (() => {})
     this.onMembershipChange = options.onMembershipChange ?? (() => {})
     this.syncApplied = options.syncApplied
+    this.commitTimeoutMs = options.commitTimeoutMs ?? 10_000
   }
 
   get self (): string { return this.transport.localPeerId }
@@ -260,7 +268,7 @@ export class ReplicationService {
     const values = encodeRecordFrames(records)
     const { epoch } = r.propose(values, now)
     const promises = records.map((record, i) => new Promise<GemRecord>((resolve, reject) => {
-      h.waiters.push({ offset: start + i, epoch, resolve, reject, record })
+      h.waiters.push({ offset: start + i, epoch, resolve, reject, record, at: now })
       h.tailIds.set(record.id, start + i)
     }))
     this.after(h)
@@ -274,7 +282,7 @@ export class ReplicationService {
     const record = decodeRecord(h.replica.entry(offset)!.value)
     if (offset < h.applied) return Promise.resolve(record)
     return new Promise((resolve, reject) => {
-      h.waiters.push({ offset, epoch: h.replica.epoch, resolve, reject, record })
+      h.waiters.push({ offset, epoch: h.replica.epoch, resolve, reject, record, at: this.clock.now() })
       h.waiters.sort((a, b) => a.offset - b.offset)
     })
   }
@@ -313,6 +321,7 @@ export class ReplicationService {
       const compactNow = ++this.ticks % COMPACT_CHECK_TICKS === 0
       for (const h of this.hosted.values()) {
         if (now >= h.replica.nextTimer) { h.replica.tick(now); this.after(h) }
+        if (h.waiters.length > 0 && now - h.waiters[0].at > this.commitTimeoutMs) this.expireWaiters(h, now)
         if (compactNow && !h.applying && !h.closed) {
           h.applying = true
           this.maybeCompact(h).catch(err => this.onError('compact', err)).finally(() => { h.applying = false })
@@ -428,6 +437,16 @@ export class ReplicationService {
     // Applied records were written without fsync; before the replica log forgets them they must be on disk.
     await this.syncApplied()
     if (!h.closed && h.replica.compact(to)) this.after(h)
+  }
+
+  /** Answers TIMEOUT to the proposals waiting longer than the commit timeout (oldest first: they are in offset order). */
+  private expireWaiters (h: Hosted, now: number): void {
+    let n = 0
+    while (n < h.waiters.length && now - h.waiters[n].at > this.commitTimeoutMs) n++
+    const r = h.replica
+    const err = new GemError('TIMEOUT', `${h.topic}/${h.partition}: not committed and applied within ${this.commitTimeoutMs} ms`)
+    this.onError('commit-timeout', new GemError('TIMEOUT', `${n} proposals of ${h.topic}/${h.partition} timed out`, { role: r.role, epoch: r.epoch, commit: r.commit, applied: h.applied, end: r.end, applying: h.applying }))
+    for (const w of h.waiters.splice(0, n)) w.reject(err)
   }
 
   private failWaiters (h: Hosted): void {
