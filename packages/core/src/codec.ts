@@ -444,23 +444,17 @@ export function decodeRecords (chunk: Uint8Array): GemRecord[] {
 
 /** Decodes a buffer holding exactly one frame (a private copy of it, as in decodeRecords). */
 export function decodeRecord (frame: Uint8Array): GemRecord {
-  return decodeRecordInPlace(new Uint8Array(frame))
-}
-
-/**
- * decodeRecord without the copy: the payload is a view into `frame`. Only for a buffer that the caller owns and that
- * nothing writes to again (an entry already copied out of the network buffer it arrived in).
- */
-export function decodeRecordInPlace (frame: Uint8Array): GemRecord {
-  const rd = new ChunkReader(frame)
+  const rd = new ChunkReader(new Uint8Array(frame))
   const end = rd.frameEnd(0)
   if (end !== frame.length) throw corrupt(end, `${frame.length - end} bytes follow a single record frame`)
   return rd.frame(0, end)
 }
 
 /**
- * decodeRecordInPlace over many frames with one reader: its setup costs about as much as decoding a small record, and
- * strings repeating from frame to frame (the topic, header names) are decoded once. Rules for `frames` as there.
+ * decodeRecord over many buffers, each holding exactly one frame, without copying them: each payload is a view into
+ * its frame, so only for buffers that the caller owns and that nothing writes to again (entries already copied out of
+ * the network buffer they arrived in). One reader serves them all: its setup costs about as much as decoding a small
+ * record, and strings repeating from frame to frame (the topic, header names) are decoded once.
  */
 export function decodeRecordsInPlace (frames: readonly Uint8Array[]): GemRecord[] {
   const out = new Array<GemRecord>(frames.length)
