@@ -13,7 +13,7 @@ import { GemError } from './errors.ts'
 import { GroupCommitter } from './log/group-committer.ts'
 import { PartitionLog } from './log/partition-log.ts'
 import { segmentKey } from './log/segment.ts'
-import { frameSize } from './codec.ts'
+import { concatFrames, frameSize } from './codec.ts'
 import { MAX_RECORD_BYTES, partitionOfKey, toRecord } from './message.ts'
 import type { GemRecord, PublishInput, PublishResult } from './message.ts'
 import { streamId } from './store/tier.ts'
@@ -355,10 +355,7 @@ export class Broker implements BrokerApi, GroupHost {
     }
     log.unwritten += bytes
     // The encoded chunk lets the hot tail drop the decoded records once newer ones arrive (see PartitionLog).
-    const data = new Uint8Array(bytes)
-    let at = 0
-    for (const f of frames) { data.set(f, at); at += f.byteLength }
-    log.committed(records, bytes, data)
+    log.committed(records, bytes, concatFrames(frames))
     const ignore = (): void => {}
     // A failed write marks the log broken (the committer reports it); nobody awaits these items.
     for (let i = 0; i < records.length; i++) this.committer.append(log, { record: records[i], sequenced: true, frame: frames[i], early: true, resolve: ignore, reject: ignore })

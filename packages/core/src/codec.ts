@@ -212,6 +212,16 @@ export function encodeRecord (r: GemRecord): Uint8Array {
   return encodeRecords([r])
 }
 
+/** Record frames encoded earlier, back to back: the chunk encodeRecords would have written for their records. */
+export function concatFrames (frames: readonly Uint8Array[]): Uint8Array {
+  let n = 0
+  for (const f of frames) n += f.byteLength
+  const out = new Uint8Array(n)
+  let at = 0
+  for (const f of frames) { out.set(f, at); at += f.byteLength }
+  return out
+}
+
 /**
  * Encodes records as one frame each, all views into one buffer: a replicated batch needs its entries apart, and one
  * allocation for the batch costs far less than one per record (each is an off-heap buffer with its own bookkeeping).

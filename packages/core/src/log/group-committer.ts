@@ -1,6 +1,6 @@
 // Group commit: every append and metadata change waiting at one moment goes to the tier in ONE
 // atomic, durable write (one fsync). Exactly one write is in flight; the next batch forms meanwhile.
-import { encodeRecords } from '../codec.ts'
+import { concatFrames, encodeRecords } from '../codec.ts'
 import type { Clock } from '../clock.ts'
 import { GemError } from '../errors.ts'
 import type { GemRecord } from '../message.ts'
@@ -157,7 +157,7 @@ export class GroupCommitter {
       try {
         const gap = records.find((r, i) => r.offset !== log.next + i)
         if (gap !== undefined) throw new GemError('INTERNAL', `${log.stream}: sequenced record at offset ${gap.offset} does not follow the log`)
-        data = items.every(it => it.frame !== undefined) ? concatFrames(items) : encodeRecords(records)
+        data = items.every(it => it.frame !== undefined) ? concatFrames(items.map(it => it.frame!)) : encodeRecords(records)
       } catch (err) {
         for (const it of items) it.reject(err)
         continue
@@ -229,14 +229,4 @@ export class GroupCommitter {
     for (const a of shown) this.listener.committed(a.log, a.records)
     this.listener.batch?.({ records, bytes: batchBytes, durationMs })
   }
-}
-
-/** The chunk of records that arrived encoded: their frames back to back, as encodeRecords would write them. */
-function concatFrames (items: PendingAppend[]): Uint8Array {
-  let n = 0
-  for (const it of items) n += it.frame!.byteLength
-  const out = new Uint8Array(n)
-  let at = 0
-  for (const it of items) { out.set(it.frame!, at); at += it.frame!.byteLength }
-  return out
 }
