@@ -8,7 +8,7 @@ import type { GemRecord } from '../src/message.ts'
 import { ManualClock } from '../src/clock.ts'
 import { GemError } from '../src/errors.ts'
 import { MemoryTier } from '../src/store/memory-tier.ts'
-import type { TierWriteBatch } from '../src/store/tier.ts'
+import { GatedTier } from './gated-tier.ts'
 import { encodeRecordFrames } from '../src/codec.ts'
 import { settle, waitFor } from './wait-for.ts'
 
@@ -95,20 +95,6 @@ describe('publish and read', () => {
     await broker.close()
   })
 })
-
-/** A memory tier whose writes can be held back (to look at the broker mid-write) or made to fail. */
-class GatedTier extends MemoryTier {
-  held: Array<() => void> = []
-  hold = false
-  failNext = false
-  override async write (batch: TierWriteBatch): Promise<void> {
-    if (this.hold) await new Promise<void>(resolve => this.held.push(resolve))
-    if (this.failNext) { this.failNext = false; throw new Error('disk on fire') }
-    return await super.write(batch)
-  }
-
-  release (): void { for (const r of this.held.splice(0)) r() }
-}
 
 function sequenced (topic: string, from: number, count: number, size = 16): { records: GemRecord[], frames: Uint8Array[] } {
   const records: GemRecord[] = Array.from({ length: count }, (_, i) => ({

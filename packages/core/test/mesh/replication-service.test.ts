@@ -9,18 +9,9 @@ import { ReplicationService } from '../../src/mesh/replication-service.ts'
 import type { MeshTransport } from '../../src/mesh/transport.ts'
 import { TierReplicaStore } from '../../src/replication/replica-store.ts'
 import { MemoryTier } from '../../src/store/memory-tier.ts'
-import type { TierWriteBatch } from '../../src/store/tier.ts'
+import { GatedTier } from '../gated-tier.ts'
 import { toRecord } from '../../src/message.ts'
 import { settle } from '../wait-for.ts'
-
-/** A memory tier whose writes never land once `stall` is set (a disk that stopped answering). */
-class StallingTier extends MemoryTier {
-  stall = false
-  override async write (batch: TierWriteBatch): Promise<void> {
-    if (this.stall) return await new Promise<void>(() => {})
-    return await super.write(batch)
-  }
-}
 
 /** A lone node: nothing to send to, no handlers needed. */
 function loneTransport (id: string): MeshTransport {
@@ -40,7 +31,7 @@ test('a proposal whose commit stalls is answered TIMEOUT after the commit timeou
   const clock = new ManualClock()
   const broker = await Broker.open({ tier: new MemoryTier(), clock, retentionCheckMs: 0 })
   await broker.createTopic('t')
-  const replicaTier = new StallingTier()
+  const replicaTier = new GatedTier()
   const errors: Array<{ where: string, err: unknown }> = []
   const service = new ReplicationService({
     transport: loneTransport('self'), store: new TierReplicaStore(replicaTier), broker, clock, random: () => 0.5,
@@ -56,7 +47,7 @@ test('a proposal whose commit stalls is answered TIMEOUT after the commit timeou
   for (let i = 0; i < 20; i++) { clock.advance(10); await settle() }
   assert.equal((await ok).offset, 0)
 
-  replicaTier.stall = true
+  replicaTier.hold = true // a disk that stopped answering: its writes never land
   const [stuck] = service.propose('t', 0, [toRecord('t', { payload: new Uint8Array([2]) }, 'b', 0)])
   let outcome: unknown
   stuck.then(() => { outcome = 'resolved' }, err => { outcome = err })
