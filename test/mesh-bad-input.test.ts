@@ -58,6 +58,13 @@ test('garbage on every mesh protocol: clear refusals, the node keeps serving, st
       const def = { name: 'orders', partitions: 1, replication: 1, retention: {}, createdAt: 1, replicas: [[peer]] }
       await assert.rejects(topics({ op: 'place', topic: { ...def, placed: [[1]] } }), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
       await assert.rejects(topics({ op: 'place', topic: { ...def, placed: 'x' } }), (e: unknown) => GemError.is(e, 'BAD_REQUEST'))
+      // Creates forwarded to this node as the topic controller: wrong types, a bad name, a bad config, an existing name.
+      for (const bad of [{ name: 7 }, { name: 'a b' }, { name: 'ok', config: 'x' }, { name: 'ok', config: [] }, { name: 'ok', config: { partitions: -1 } }]) {
+        await assert.rejects(topics({ op: 'create-topic', ...bad }), (e: unknown) => GemError.is(e, 'BAD_REQUEST'), JSON.stringify(bad))
+      }
+      const existing = JSON.parse(new TextDecoder().decode(await host.request(peer, '/gem/1/topics', text(JSON.stringify({ op: 'create-topic', name: 'orders' })), { timeoutMs: 5_000 })))
+      assert.equal(existing.created, false)
+      assert.equal(existing.topic.name, 'orders')
     })
 
     assert.equal((await api(node.url, 'GET', '/health')).status, 200)

@@ -81,6 +81,8 @@ const META_PREFIX = 'mesh/topic/'
 const RETRY_MS = 50
 const SYNC_ATTEMPTS = 8
 const ADOPT_EVERY_MS = 1_000
+/** How long a create forwarded to the topic controller may take (it places, saves and tells every peer). */
+const CREATE_TIMEOUT_MS = 10_000
 
 type PublishAnswer = { ok: true, result: PublishResult } | { ok: false, code: GemErrorCode, message: string, leader: string | null }
 
@@ -108,6 +110,8 @@ export class MeshBroker implements BrokerApi {
   /** Topics between their local creation and their saved definition (see adoptLocalTopics). */
   private readonly placing = new Set<string>()
   private readonly creating = new Map<string, Promise<TopicInfo>>()
+  /** Definitions being installed, per name (see install). */
+  private readonly installs = new Map<string, Promise<void>>()
   private adoptTimer: unknown
   private closed = false
 
@@ -248,9 +252,58 @@ export class MeshBroker implements BrokerApi {
 
   // ---- topics --------------------------------------------------------------------------------
 
+  /**
+   * Creates a topic. Every creation is placed by one node, the topic controller (see `controller()`), so two nodes
+   * creating one name at once meet there: one of them creates it, the other gets TOPIC_EXISTS, and every node holds
+   * the one placement. A node that is not the controller forwards the request and installs the answer before it
+   * returns, so a publish right after sees the topic here.
+   */
   async createTopic (name: string, config: TopicConfig = {}): Promise<TopicInfo> {
     this.assertOpen()
     assertTopicName(name)
+    if (this.liveDef(name) !== undefined || this.placing.has(name)) throw new GemError('TOPIC_EXISTS', `topic ${name} already exists`)
+    const controller = this.controller()
+    if (controller === this.self) return await this.createHere(name, config)
+    const p = this.createThrough(controller, name, config)
+    // Concurrent first publishes here (autoCreate) wait for this one instead of forwarding their own.
+    if (!this.creating.has(name)) {
+      this.creating.set(name, p)
+      void p.catch(() => {}).finally(() => { if (this.creating.get(name) === p) this.creating.delete(name) })
+    }
+    return await p
+  }
+
+  private async createThrough (controller: string, name: string, config: TopicConfig): Promise<TopicInfo> {
+    const req = te.encode(JSON.stringify({ op: 'create-topic', name, config }))
+    let frame: Uint8Array
+    try {
+      frame = await this.transport.request(controller, TOPICS_PROTOCOL, req, { timeoutMs: CREATE_TIMEOUT_MS })
+    } catch (err) {
+      const e = toGemError(err)
+      // After a TIMEOUT the controller may still have made it (a retry then gets TOPIC_EXISTS); after PEER_UNREACHABLE
+      // nothing was made, and a retry goes to the next controller once membership has dropped this one.
+      if (e.code === 'PEER_UNREACHABLE' || e.code === 'TIMEOUT') throw new GemError(e.code, `creating topic ${name} needs the topic controller ${controller}, which did not answer: ${e.message}`)
+      throw e
+    }
+    const answer = JSON.parse(td.decode(frame)) as { topic?: unknown, created?: unknown }
+    if (!isMeshTopic(answer.topic) || answer.topic.name !== name) throw new GemError('INTERNAL', `the topic controller ${controller} answered a create of ${name} without its definition`)
+    await this.install(answer.topic)
+    if (answer.created !== true) throw new GemError('TOPIC_EXISTS', `topic ${name} already exists`)
+    return this.local.getTopic(name)
+  }
+
+  /**
+   * The node that places new topics: the lowest id among this node and the server nodes it knows. Nodes that know the
+   * same servers agree on it without a vote; while views differ (a node joining, one just dead) two nodes may each
+   * think they are it, and a create of one name through both then keeps two placements (logged as a topic-conflict).
+   */
+  private controller (): string {
+    let low = this.self
+    for (const id of this.servers()) if (id < low) low = id
+    return low
+  }
+
+  private async createHere (name: string, config: TopicConfig): Promise<TopicInfo> {
     if (this.liveDef(name) !== undefined || this.placing.has(name)) throw new GemError('TOPIC_EXISTS', `topic ${name} already exists`)
     const servers = [...new Set([this.self, ...this.servers()])].sort()
     const requested = config.replication ?? this.opts.defaultReplication
@@ -264,6 +317,25 @@ export class MeshBroker implements BrokerApi {
     } finally {
       this.placing.delete(name)
       this.creating.delete(name)
+    }
+  }
+
+  /** A create forwarded to this node as the controller: the definition it ends with, and whether this request made it. */
+  private async onCreateRequest (name: unknown, config: unknown): Promise<{ topic: MeshTopic, created: boolean }> {
+    if (typeof name !== 'string') throw new GemError('BAD_REQUEST', 'create-topic: name must be a string')
+    if (config !== undefined && (typeof config !== 'object' || config === null || Array.isArray(config))) throw new GemError('BAD_REQUEST', 'create-topic: config must be an object')
+    assertTopicName(name)
+    try {
+      await this.createHere(name, (config ?? {}) as TopicConfig)
+      return { topic: this.liveDef(name)!, created: true }
+    } catch (err) {
+      if (!GemError.is(err, 'TOPIC_EXISTS')) throw err
+      // Created a moment ago, or being created right now by another request: answer with the definition it gets.
+      await this.creating.get(name)?.catch(() => {})
+      await this.installs.get(name)?.catch(() => {})
+      const def = this.liveDef(name)
+      if (def === undefined) throw err
+      return { topic: def, created: false }
     }
   }
 
@@ -618,8 +690,19 @@ export class MeshBroker implements BrokerApi {
     await this.saveDef({ ...def, deletedAt })
   }
 
-  /** Applies a definition learnt from a peer: a newer create installs the topic, a newer tombstone removes it. */
+  /**
+   * Applies a definition learnt from a peer: a newer create installs the topic, a newer tombstone removes it. One at a
+   * time per name: the controller's answer to a forwarded create and its broadcast of the same definition may arrive
+   * together, and the second must not return before the first has made the topic here.
+   */
   private async install (def: MeshTopic): Promise<void> {
+    for (let prev = this.installs.get(def.name); prev !== undefined; prev = this.installs.get(def.name)) await prev.catch(() => {})
+    const p = this.installNow(def)
+    this.installs.set(def.name, p)
+    try { await p } finally { if (this.installs.get(def.name) === p) this.installs.delete(def.name) }
+  }
+
+  private async installNow (def: MeshTopic): Promise<void> {
     const known = this.topics.get(def.name)
     if (def.deletedAt !== undefined) {
       if (known !== undefined && known.deletedAt === undefined && known.createdAt <= def.deletedAt) await this.dropTopic(known, def.deletedAt)
@@ -659,14 +742,15 @@ export class MeshBroker implements BrokerApi {
   }
 
   private async onTopicsRequest (_from: string, frame: Uint8Array): Promise<Uint8Array> {
-    let req: { op?: unknown, topic?: unknown }
+    let req: { op?: unknown, topic?: unknown, name?: unknown, config?: unknown }
     try { req = JSON.parse(td.decode(frame)) } catch { throw new GemError('BAD_REQUEST', 'topics request: not JSON') }
     if (req.op === 'list') return te.encode(JSON.stringify({ topics: [...this.topics.values()] }))
+    if (req.op === 'create-topic') return te.encode(JSON.stringify(await this.onCreateRequest(req.name, req.config)))
     if ((req.op === 'create' || req.op === 'delete' || req.op === 'place') && isMeshTopic(req.topic)) {
       await this.install(req.topic)
       return te.encode('{}')
     }
-    throw new GemError('BAD_REQUEST', 'topics request: expected {op: list} or {op: create|delete|place, topic}')
+    throw new GemError('BAD_REQUEST', 'topics request: expected {op: list}, {op: create-topic, name, config} or {op: create|delete|place, topic}')
   }
 
   private async broadcast (req: { op: 'create' | 'delete' | 'place', topic: MeshTopic }): Promise<void> {
