@@ -15,6 +15,7 @@ import type { ConnectionGater, Libp2p, PeerId, PeerInfo, PrivateKey } from '@lib
 import type { Libp2pOptions } from 'libp2p'
 import { GemError } from '../errors.ts'
 import { Libp2pMeshTransport } from './peer-channel.ts'
+import { singleWriteEncrypter } from './noise-single-write.ts'
 import type { MeshServices, MeshTransportOptions } from './peer-channel.ts'
 
 /** The DHT of GEM meshes, kept apart from the public IPFS DHT. */
@@ -148,7 +149,8 @@ export async function createMeshHost (options: MeshHostOptions): Promise<MeshNod
       ...(options.announce !== undefined ? { announce: [...options.announce] } : {}),
     },
     transports: [...options.transports],
-    connectionEncrypters: [noise()],
+    // One buffer per encrypted send: tcp and websockets write each buffer of a send on its own (noise-single-write.ts).
+    connectionEncrypters: [singleWriteEncrypter(noise())],
     streamMuxers: [yamux()],
     connectionGater: options.connectionGater ?? permissive,
     connectionManager: { maxConnections: options.maxConnections ?? 100 },
