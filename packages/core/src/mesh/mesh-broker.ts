@@ -418,8 +418,11 @@ export class MeshBroker implements BrokerApi {
           const answer = await this.forward(target, topic, { ...input, partition, id })
           if (answer.ok) return answer.result
           lastError = new GemError(answer.code, answer.message)
-          if (answer.code !== 'NOT_LEADER') throw lastError
-          hint = answer.leader !== target ? answer.leader : null
+          // TOPIC_NOT_FOUND from a peer while this node knows the topic: the peer has not learnt it yet (a create's
+          // broadcast still on its way), so it is retried like NOT_LEADER until the publish deadline.
+          if (answer.code === 'TOPIC_NOT_FOUND' && this.liveDef(topic) === def) hint = null
+          else if (answer.code !== 'NOT_LEADER') throw lastError
+          else hint = answer.leader !== target ? answer.leader : null
         } catch (err) {
           unseen = false
           const e = toGemError(err)
