@@ -261,7 +261,7 @@ export class MeshBroker implements BrokerApi {
   async createTopic (name: string, config: TopicConfig = {}): Promise<TopicInfo> {
     this.assertOpen()
     assertTopicName(name)
-    if (this.liveDef(name) !== undefined || this.placing.has(name)) throw new GemError('TOPIC_EXISTS', `topic ${name} already exists`)
+    this.assertAbsent(name)
     const controller = this.controller()
     if (controller === this.self) return await this.createHere(name, config)
     const p = this.createThrough(controller, name, config)
@@ -271,6 +271,11 @@ export class MeshBroker implements BrokerApi {
       void p.catch(() => {}).finally(() => { if (this.creating.get(name) === p) this.creating.delete(name) })
     }
     return await p
+  }
+
+  /** TOPIC_EXISTS for a name this node holds or is creating; checked before forwarding, and again where it is placed. */
+  private assertAbsent (name: string): void {
+    if (this.liveDef(name) !== undefined || this.placing.has(name)) throw new GemError('TOPIC_EXISTS', `topic ${name} already exists`)
   }
 
   private async createThrough (controller: string, name: string, config: TopicConfig): Promise<TopicInfo> {
@@ -304,7 +309,7 @@ export class MeshBroker implements BrokerApi {
   }
 
   private async createHere (name: string, config: TopicConfig): Promise<TopicInfo> {
-    if (this.liveDef(name) !== undefined || this.placing.has(name)) throw new GemError('TOPIC_EXISTS', `topic ${name} already exists`)
+    this.assertAbsent(name)
     const servers = [...new Set([this.self, ...this.servers()])].sort()
     const requested = config.replication ?? this.opts.defaultReplication
     if (!Number.isInteger(requested) || requested < 1 || requested > 16) throw new GemError('BAD_REQUEST', 'replication must be an integer from 1 to 16')
