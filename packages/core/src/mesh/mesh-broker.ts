@@ -84,6 +84,9 @@ const ADOPT_EVERY_MS = 1_000
 /** How long a create forwarded to the topic controller may take (it places, saves and tells every peer). */
 const CREATE_TIMEOUT_MS = 10_000
 
+/** Errors after which a publish tries again (another replica, or the same one later) until its deadline. */
+const RETRYABLE: readonly string[] = ['NOT_LEADER', 'PEER_UNREACHABLE', 'TIMEOUT', 'UNAVAILABLE', 'CLOSED']
+
 type PublishAnswer = { ok: true, result: PublishResult } | { ok: false, code: GemErrorCode, message: string, leader: string | null }
 
 export class MeshBroker implements BrokerApi {
@@ -423,15 +426,15 @@ export class MeshBroker implements BrokerApi {
           const answer = await this.forward(target, topic, { ...input, partition, id })
           if (answer.ok) return answer.result
           lastError = new GemError(answer.code, answer.message)
-          // TOPIC_NOT_FOUND from a peer while this node knows the topic: the peer has not learnt it yet (a create's
-          // broadcast still on its way), so it is retried like NOT_LEADER until the publish deadline.
-          if (answer.code === 'TOPIC_NOT_FOUND' && this.liveDef(topic) === def) hint = null
-          else if (answer.code !== 'NOT_LEADER') throw lastError
-          else hint = answer.leader !== target ? answer.leader : null
+          if (answer.code !== 'NOT_LEADER') throw lastError
+          hint = answer.leader !== target ? answer.leader : null
         } catch (err) {
           unseen = false
           const e = toGemError(err)
-          if (!['NOT_LEADER', 'PEER_UNREACHABLE', 'TIMEOUT', 'UNAVAILABLE', 'CLOSED'].includes(e.code) || this.closed) throw e
+          // TOPIC_NOT_FOUND from a peer (its handler rejects) while this node knows the topic: the peer has not learnt
+          // it yet (a create's broadcast still on its way), so it is retried like NOT_LEADER until the deadline.
+          const peerBehind = e.code === 'TOPIC_NOT_FOUND' && target !== this.self && this.liveDef(topic) === def
+          if ((!peerBehind && !RETRYABLE.includes(e.code)) || this.closed) throw e
           if (e.code === 'CLOSED' && target === this.self) throw e
           lastError = e
           hint = null
