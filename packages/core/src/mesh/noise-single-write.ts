@@ -4,7 +4,7 @@ import type { ConnectionEncrypter, SecuredConnection } from '@libp2p/interface'
 
 type Encrypter = ConnectionEncrypter
 /** The encrypted stream's method that frames plaintext as [u16 length, ciphertext] pairs (Uint8ArrayList at run time). */
-interface Encrypting { encrypt(data: unknown): { subarray(): Uint8Array, bufs: unknown[] } }
+interface Encrypting { encrypt(data: unknown): { subarray(): Uint8Array, bufs?: unknown } }
 
 const patched = new WeakSet<object>()
 
@@ -35,8 +35,10 @@ function joinWrites<S extends SecuredConnection> (secured: S): S {
   if (typeof encrypt !== 'function') return secured
   proto.encrypt = function (this: Encrypting, data: unknown) {
     const list = encrypt.call(this, data)
-    // subarray() of a multi-buffer list copies into one Uint8Array; the stream's send takes either kind.
-    return (list.bufs.length > 1 ? list.subarray() : list) as ReturnType<Encrypting['encrypt']>
+    // subarray() of a multi-buffer list copies into one Uint8Array; the stream's send takes either kind. A list
+    // without `bufs` (a Uint8ArrayList whose internals changed) is passed on as it is: two writes, never a throw.
+    const bufs = (list as { bufs?: unknown }).bufs
+    return (Array.isArray(bufs) && bufs.length > 1 ? list.subarray() : list) as ReturnType<Encrypting['encrypt']>
   }
   return secured
 }

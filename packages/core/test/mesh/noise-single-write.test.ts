@@ -20,3 +20,11 @@ test('an encrypted send of several buffers reaches the transport as one; one buf
   const again = await enc.secureInbound({} as any) as any
   assert.deepEqual(again.connection.encrypt([Uint8Array.of(1), Uint8Array.of(2)]), Uint8Array.of(1, 2))
 })
+
+test('an encrypt output without the bufs field it looks at is passed on unchanged, not thrown on', async () => {
+  class Opaque { subarray (): Uint8Array { return Uint8Array.of(9) } }
+  class OtherSecured { encrypt (): Opaque { return new Opaque() } }
+  const factory = (): any => ({ protocol: '/fake', secureInbound: async () => ({ connection: new OtherSecured() }), secureOutbound: async () => ({ connection: new OtherSecured() }) })
+  const { connection } = await singleWriteEncrypter(factory)({}).secureOutbound({} as any) as any
+  assert.ok(connection.encrypt() instanceof Opaque)
+})
